@@ -1,0 +1,95 @@
+"""Upstream NWP sources: where a cycle's analysis comes from.
+
+Three kinds, one narrow interface (``cycle_url``, ``cycle_members``, ``read_cycle``):
+
+* ``zarr``: stores laid out by the path convention under a prefix (any fsspec URL, e.g. an
+  NWP provider's bucket): ``<url>/<analysis_time>/member<k>/<data_kind>.zarr``, where ``url``
+  ends at the resolution component (``.../<model>/<config>/<bbox>/<resolution>``);
+* ``grib`` / ``netcdf``: files named by a template formatted with the analysis time, e.g.
+  ``/data/era5/era5_{analysis_time:%Y%m%d%H}.grib``; a name without placeholder is one file
+  holding many analysis times.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import datetime
+from typing import Literal
+
+import dagster as dg
+import fsspec
+import numpy as np
+import xarray as xr
+from pydantic import Field
+
+from resources.storage import COMPLETE_MARKER, s3_options
+from weather_assets import paths
+from weather_assets.ingest.readers import read_grib, read_netcdf, read_zarr
+
+
+class UpstreamSource(dg.ConfigurableResource):
+    """Where the cycle analyses of one upstream source are read from."""
+
+    name: str = Field(default="simulator", description="Source name; the raw_inputs/<name> asset.")
+    kind: Literal["zarr", "grib", "netcdf"] = "zarr"
+    url: str = Field(description="zarr: prefix of the path layout; grib/netcdf: file template.")
+    data_kind: str = Field(default="analysis", description="zarr: the <data_kind>.zarr name.")
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint, if any.")
+
+    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        options = s3_options(self.endpoint_url) if "://" in self.url else {}
+        return fsspec.core.url_to_fs(self.url, **options)
+
+    def cycle_url(self, analysis_time: datetime, member: int = 0) -> str:
+        """Location of one cycle (one member for zarr)."""
+        if self.kind == "zarr":
+            key = paths.format_analysis_time(analysis_time)
+            return f"{self.url.rstrip('/')}/{key}/member{member}/{self.data_kind}.zarr"
+        return self.url.format(analysis_time=analysis_time)
+
+    def cycle_members(self, analysis_time: datetime) -> list[int]:
+        """Members of a complete zarr cycle (complete = consolidated metadata present)."""
+        if self.kind != "zarr":
+            return [0]
+        fs, root = self._fs()
+        cycle = posixpath.join(root, paths.format_analysis_time(analysis_time))
+        if not fs.exists(cycle):
+            return []
+        members = []
+        for entry in fs.ls(cycle, detail=False):
+            base = posixpath.basename(entry.rstrip("/"))
+            if base.startswith("member") and base[6:].isdigit():
+                marker = posixpath.join(entry, f"{self.data_kind}.zarr", COMPLETE_MARKER)
+                if fs.exists(marker):
+                    members.append(int(base[6:]))
+        return sorted(members)
+
+    def read_cycle(self, analysis_time: datetime) -> xr.Dataset:
+        """The cycle's analysis as a canonical dataset (with a ``member`` dim if several).
+
+        FileNotFoundError naming the location when the cycle has not arrived.
+        """
+        t64 = np.datetime64(analysis_time.replace(tzinfo=None), "ns")
+        if self.kind == "grib":
+            return read_grib(self.cycle_url(analysis_time), t64)
+        if self.kind == "netcdf":
+            return read_netcdf(self.cycle_url(analysis_time), t64)
+        members = self.cycle_members(analysis_time)
+        if not members:
+            raise FileNotFoundError(
+                f"cycle {paths.format_analysis_time(analysis_time)} has not arrived: no complete "
+                f"store at {self.cycle_url(analysis_time)}"
+            )
+        options = s3_options(self.endpoint_url) if "://" in self.url else {}
+        datasets = [read_zarr(self.cycle_url(analysis_time, m), options) for m in members]
+        for ds in datasets:
+            if t64 not in ds["time"].values.astype("datetime64[ns]"):
+                raise ValueError(
+                    f"zarr store {self.cycle_url(analysis_time)} holds times "
+                    f"{ds['time'].values} but its path says {t64}"
+                )
+        if len(datasets) == 1:
+            return datasets[0].sel(time=[t64])
+        return xr.concat(datasets, dim=xr.DataArray(members, dims="member", name="member")).sel(
+            time=[t64]
+        )

@@ -1,0 +1,91 @@
+"""``wxplat``: the platform's command line (simulate upstream cycles, run the demo, models)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+
+from weather_assets import paths
+from weather_assets.settings import load_settings
+
+app = typer.Typer(help="Operational platform for ML weather models on Dagster.", no_args_is_help=True)
+
+DEMO_START = "2026-01-01T0000Z"
+
+
+def _time(text: str) -> datetime:
+    try:
+        return paths.parse_analysis_time(text)
+    except ValueError:
+        try:
+            t = datetime.fromisoformat(text)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{text!r} is not a time: use YYYY-MM-DDThhmmZ or ISO 8601"
+            ) from None
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+@app.command()
+def simulate(
+    start: str = typer.Option(..., help="First analysis time (YYYY-MM-DDThhmmZ)."),
+    end: str = typer.Option(..., help="Last analysis time, inclusive."),
+    every_hours: int = typer.Option(6, help="Hours between cycles."),
+    out: str = typer.Option(None, help="Upstream prefix (default: the configured upstream URL)."),
+    overwrite: bool = typer.Option(False, help="Rewrite cycles that already exist."),
+) -> None:
+    """Write simulated analysis cycles into an upstream area, in the path layout."""
+    from resources.storage import s3_options
+    from weather_assets.ingest.simulate import write_simulated_cycles
+
+    settings = load_settings()
+    prefix = out or settings.upstream_url
+    options = s3_options(settings.upstream_endpoint_url) if "://" in prefix else {}
+    results = write_simulated_cycles(
+        prefix, _time(start), _time(end), timedelta(hours=every_hours),
+        storage_options=options, overwrite=overwrite,
+    )
+    for t, url, written in results:
+        typer.echo(f"{'wrote ' if written else 'exists'} {paths.format_analysis_time(t)} {url}")
+
+
+def _instance():
+    """The local Dagster instance under WXPLAT_HOME (what `make dev` shows in the UI)."""
+    import dagster as dg
+
+    settings = load_settings()
+    home = os.environ.get("DAGSTER_HOME") or str(settings.home / "dagster")
+    Path(home).mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = home
+    return dg.DagsterInstance.get()
+
+
+@app.command()
+def demo(
+    cycles: int = typer.Option(8, help="Number of 6-hourly cycles to simulate and ingest."),
+    start: str = typer.Option(DEMO_START, help="First analysis time."),
+) -> None:
+    """Run the embedded default end to end: simulate upstream cycles and materialize assets."""
+    from weather_assets.demo import run_demo
+
+    run_demo(instance=_instance(), start=_time(start), cycles=cycles, echo=typer.echo)
+
+
+def _mount_model_commands() -> None:
+    try:
+        from model_registry.cli import app as model_app
+    except ImportError:  # the model tooling is optional for ingest-only installs
+        return
+    for command in model_app.registered_commands:
+        app.registered_commands.append(command)
+    for group in model_app.registered_groups:
+        app.registered_groups.append(group)
+
+
+_mount_model_commands()
+
+if __name__ == "__main__":
+    app()

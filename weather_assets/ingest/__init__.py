@@ -1,0 +1,1 @@
+"""Ingest: upstream NWP analyses to the canonical ``raw_inputs`` dataset."""

@@ -1,0 +1,192 @@
+"""Conversion of upstream datasets (GRIB via cfgrib, NetCDF, zarr) to the canonical dataset.
+
+Pure functions on xarray objects. Variables are recognised by canonical name, ECMWF/cfgrib
+short name or CF long variable names; units must already be the canonical SI units (spelling
+variants such as ``m**2 s**-2`` are accepted). Wrong units are refused, not silently
+rescaled: geopotential height given for geopotential, or hPa for a pressure, is a data
+problem that an operator must see.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from weather_assets.canonical import VARIABLES, cf_attrs
+
+# Source names (cfgrib/ECMWF short names, common NetCDF names) -> canonical names.
+VARIABLE_ALIASES = {
+    "z": "geopotential",
+    "t": "temperature",
+    "u": "u_component_of_wind",
+    "v": "v_component_of_wind",
+    "q": "specific_humidity",
+    "t2m": "2m_temperature",
+    "2t": "2m_temperature",
+    "u10": "10m_u_component_of_wind",
+    "10u": "10m_u_component_of_wind",
+    "v10": "10m_v_component_of_wind",
+    "10v": "10m_v_component_of_wind",
+    "msl": "mean_sea_level_pressure",
+    "prmsl": "mean_sea_level_pressure",
+}
+DIM_ALIASES = {
+    "isobaricInhPa": "level",
+    "pressure_level": "level",
+    "plev": "level",
+    "number": "member",
+    "realization": "member",
+    "lat": "latitude",
+    "lon": "longitude",
+    "valid_time": "time",
+}
+# Spelling variants of the canonical units.
+UNIT_ALIASES = {
+    "m**2 s**-2": "m2 s-2",
+    "m^2/s^2": "m2 s-2",
+    "m2/s2": "m2 s-2",
+    "m**2/s**2": "m2 s-2",
+    "m s**-1": "m s-1",
+    "m/s": "m s-1",
+    "m s^-1": "m s-1",
+    "kelvin": "K",
+    "k": "K",
+    "pa": "Pa",
+    "kg kg**-1": "kg kg-1",
+    "kg/kg": "kg kg-1",
+    "1": "kg kg-1",
+}
+# Units that signal a known mix-up, with the explanation an operator needs.
+UNIT_MIXUPS = {
+    ("geopotential", "m"): "geopotential height (m), not geopotential (m2 s-2 = g * height)",
+    ("geopotential", "gpm"): "geopotential height (gpm), not geopotential (m2 s-2 = g * height)",
+    ("mean_sea_level_pressure", "hPa"): "hPa, not Pa",
+    ("temperature", "degC"): "degrees Celsius, not K",
+    ("2m_temperature", "degC"): "degrees Celsius, not K",
+    ("2m_temperature", "C"): "degrees Celsius, not K",
+}
+# Scalar coordinates cfgrib attaches that the canonical dataset does not keep.
+_DROP_COORDS = ("step", "surface", "heightAboveGround", "meanSea", "isobaricInhPa", "number")
+
+
+def canonical_units(units: str | None) -> str | None:
+    """Canonical spelling of a unit string (unknown spellings are returned unchanged)."""
+    if units is None:
+        return None
+    return UNIT_ALIASES.get(units.strip(), UNIT_ALIASES.get(units.strip().lower(), units.strip()))
+
+
+def to_canonical(ds: xr.Dataset, source: str) -> xr.Dataset:
+    """Rename, check units, order dims and sort latitude ascending; ``source`` names the file.
+
+    Raises ValueError naming ``source`` and the variable when units are wrong or missing,
+    and when no canonical variable is present.
+    """
+    ds = ds.drop_vars([c for c in _DROP_COORDS if c in ds.coords and ds[c].ndim == 0])
+    # cfgrib analyses carry time (dim) and valid_time (coord, equal for step 0).
+    if "valid_time" in ds.coords and "time" in ds.dims:
+        ds = ds.drop_vars("valid_time")
+    dim_renames = {
+        k: v for k, v in DIM_ALIASES.items() if k in ds.variables and v not in ds.variables
+    }
+    ds = ds.rename(dim_renames)
+    var_renames = {k: v for k, v in VARIABLE_ALIASES.items() if k in ds.data_vars}
+    ds = ds.rename(var_renames)
+    known = [v for v in ds.data_vars if v in VARIABLES]
+    if not known:
+        raise ValueError(
+            f"{source} holds no known variable (found: {', '.join(map(str, ds.data_vars))}); "
+            f"expected any of: {', '.join(sorted(VARIABLES))}"
+        )
+    ds = ds[known]
+    for dim in ("latitude", "longitude", "time"):
+        if dim not in ds.dims:
+            raise ValueError(f"{source} has no {dim!r} dimension (dims: {', '.join(map(str, ds.dims))})")
+    for name in known:
+        units = canonical_units(ds[name].attrs.get("units"))
+        expected = VARIABLES[name].units
+        if units == expected:
+            continue
+        if units is None:
+            raise ValueError(f"{source}: variable {name!r} has no units attribute; expected {expected!r}")
+        why = UNIT_MIXUPS.get((name, units))
+        hint = f" (that is {why})" if why else ""
+        raise ValueError(
+            f"{source}: variable {name!r} has units {units!r}{hint}; expected {expected!r}"
+        )
+    if "level" in ds.dims:
+        level_units = ds["level"].attrs.get("units", "hPa")
+        if level_units not in ("hPa", "millibars", "mbar"):
+            raise ValueError(f"{source}: pressure levels are in {level_units!r}; expected 'hPa'")
+        ds = ds.assign_coords(level=ds["level"].values.astype(np.int64)).sortby("level")
+    if ds["latitude"].size > 1 and ds["latitude"].values[0] > ds["latitude"].values[-1]:
+        ds = ds.isel(latitude=slice(None, None, -1))
+    order = [d for d in ("member", "time", "level", "latitude", "longitude") if d in ds.dims]
+    ds = ds.transpose(*order, ...)
+    out = xr.Dataset(
+        {
+            str(name): ds[name].astype(np.float32).assign_attrs(cf_attrs(str(name)))
+            for name in known
+        }
+    )
+    out["latitude"].attrs.update(units="degrees_north", standard_name="latitude")
+    out["longitude"].attrs.update(units="degrees_east", standard_name="longitude")
+    if "level" in out.coords:
+        out["level"].attrs.update(units="hPa", standard_name="air_pressure")
+    out.attrs["source"] = str(source)
+    return out
+
+
+def select_time(ds: xr.Dataset, analysis_time: np.datetime64, source: str) -> xr.Dataset:
+    """The one analysis time of a canonical dataset (keeps a length-1 ``time`` dim)."""
+    t = np.datetime64(analysis_time, "ns")
+    times = ds["time"].values.astype("datetime64[ns]")
+    if t not in times:
+        have = ", ".join(str(x)[:16] for x in times[:6]) + (" ..." if times.size > 6 else "")
+        raise ValueError(f"{source} has no analysis for {str(t)[:16]}; it holds: {have}")
+    return ds.sel(time=[t])
+
+
+def subset_domain(ds: xr.Dataset, bbox: dict, resolution: dict, source: str) -> xr.Dataset:
+    """Cut a canonical dataset to ``bbox`` and check its grid spacing equals ``resolution``.
+
+    Longitudes are shifted to the bbox's convention ([-180, 180) when ``lon_min`` < 0).
+    """
+    if resolution.get("units") != "deg":
+        raise ValueError(
+            f"{source}: regular lat-lon data can only be cut to a resolution in deg, "
+            f"not {resolution.get('units')!r}"
+        )
+    lon = ds["longitude"].values
+    if bbox["lon_min"] < 0 and lon.max() > 180:
+        ds = ds.assign_coords(longitude=((ds["longitude"] + 180) % 360) - 180).sortby("longitude")
+    elif bbox["lon_min"] >= 0 and lon.min() < 0:
+        ds = ds.assign_coords(longitude=ds["longitude"] % 360).sortby("longitude")
+    eps = 1e-6
+    out = ds.sel(
+        latitude=slice(bbox["lat_min"] - eps, bbox["lat_max"] + eps),
+        longitude=slice(bbox["lon_min"] - eps, bbox["lon_max"] + eps),
+    )
+    lat, lon = out["latitude"].values, out["longitude"].values
+    covered = (
+        lat.size > 1
+        and lon.size > 1
+        and abs(lat[0] - bbox["lat_min"]) < 1e-4
+        and abs(lat[-1] - bbox["lat_max"]) < 1e-4
+        and abs(lon[0] - bbox["lon_min"]) < 1e-4
+        and abs(lon[-1] - bbox["lon_max"]) < 1e-4
+    )
+    if not covered:
+        raise ValueError(
+            f"{source}: grid spanning lat {ds['latitude'].values.min()}..{ds['latitude'].values.max()}"
+            f", lon {ds['longitude'].values.min()}..{ds['longitude'].values.max()} does not cover "
+            f"the domain {bbox} on its grid points"
+        )
+    dlat, dlon = np.diff(lat), np.diff(lon)
+    for name, d, want in (("dy", dlat, resolution["dy"]), ("dx", dlon, resolution["dx"])):
+        if not np.allclose(d, want, atol=1e-6):
+            raise ValueError(
+                f"{source}: grid spacing {name}={float(np.median(d))} deg differs from the "
+                f"configured resolution {name}={want} deg"
+            )
+    return out

@@ -1,0 +1,39 @@
+"""Analysis-time partitions: one partition per forecast cycle.
+
+Keys use ``%Y-%m-%dT%H%MZ`` (``2026-01-01T0600Z``), the same string as the analysis-time
+component of storage paths, so a partition key *is* a path component.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+PARTITION_FMT = "%Y-%m-%dT%H%MZ"
+
+
+def analysis_time_partitions(
+    start: str = "2026-01-01T0000Z", cron_schedule: str = "0 */6 * * *"
+) -> dg.TimeWindowPartitionsDefinition:
+    """Analysis-time partitions from ``start`` (in the key format) on a UTC cron cadence."""
+    return dg.TimeWindowPartitionsDefinition(
+        start=start, fmt=PARTITION_FMT, cron_schedule=cron_schedule, timezone="UTC"
+    )
+
+
+def partition_key_to_time(key: str) -> datetime:
+    """The analysis time (tz-aware UTC) of a partition key; ValueError on a malformed key."""
+    try:
+        return datetime.strptime(key, PARTITION_FMT).replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(
+            f"partition key {key!r} is not an analysis time in the format YYYY-MM-DDThhmmZ"
+        ) from None
+
+
+def time_to_partition_key(time: datetime) -> str:
+    """The partition key of an analysis time (naive times are taken as UTC)."""
+    if time.tzinfo is None:
+        time = time.replace(tzinfo=UTC)
+    return time.astimezone(UTC).strftime(PARTITION_FMT)

@@ -1,0 +1,135 @@
+"""Where the environment is decided: one settings object, read once from ``WXPLAT_*`` variables.
+
+Assets and resources never read ``os.environ`` themselves (secrets come through ``dg.EnvVar``);
+``definitions.py`` builds everything from :func:`load_settings`.
+
+| variable | meaning | default |
+| --- | --- | --- |
+| ``WXPLAT_HOME`` | working area of a local deployment | ``<project>/.wxplat`` |
+| ``WXPLAT_STORAGE_ROOT`` | storage root, any fsspec URL | ``$WXPLAT_HOME/storage`` |
+| ``WXPLAT_UPSTREAM_KIND`` | ``zarr``, ``grib`` or ``netcdf`` | ``zarr`` |
+| ``WXPLAT_UPSTREAM_URL`` | zarr: path-layout prefix up to ``<resolution>``; grib/netcdf: file template | ``$WXPLAT_HOME/upstream/simulator/analysis/<bbox>/<res>`` |
+| ``WXPLAT_UPSTREAM_NAME`` | source name, the ``raw_inputs/<name>`` asset | ``simulator`` |
+| ``WXPLAT_UPSTREAM_ENDPOINT_URL`` | S3 endpoint for the upstream bucket | unset |
+| ``WXPLAT_STORAGE_ENDPOINT_URL`` | S3 endpoint for the storage root | unset |
+| ``WXPLAT_PARTITIONS_START`` | first analysis time, ``%Y-%m-%dT%H%MZ`` | ``2026-01-01T0000Z`` |
+| ``WXPLAT_PARTITIONS_CRON`` | cycle cadence | ``0 */6 * * *`` |
+| ``WXPLAT_DOMAIN`` | bbox component of the grid, e.g. ``w0_s-90_e358_n90`` | simulator's global grid |
+| ``WXPLAT_RESOLUTION`` | resolution component | ``dx2deg_dy2deg`` |
+| ``WXPLAT_REGISTRY_DIR`` | folder of model registry YAML entries | ``model_registry/models`` |
+| ``WXPLAT_DEPLOYMENT`` | ``local`` or ``kubernetes`` | ``local`` |
+| ``WXPLAT_GPU_POOL_SIZE`` | GPUs available to the ``gpu`` pool | ``1`` |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from weather_assets import paths
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BBOX = "w0_s-90_e358_n90"
+DEFAULT_RESOLUTION = "dx2deg_dy2deg"
+
+
+class PlatformSettings(BaseModel):
+    """Deployment settings of the platform, validated once at load."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    home: Path
+    storage_root: str
+    storage_endpoint_url: str | None = None
+    upstream_kind: Literal["zarr", "grib", "netcdf"] = "zarr"
+    upstream_url: str
+    upstream_name: str = "simulator"
+    upstream_endpoint_url: str | None = None
+    partitions_start: str = "2026-01-01T0000Z"
+    partitions_cron: str = "0 */6 * * *"
+    domain: str = DEFAULT_BBOX
+    resolution: str = DEFAULT_RESOLUTION
+    registry_dir: Path = PROJECT_ROOT / "model_registry" / "models"
+    deployment: Literal["local", "kubernetes"] = "local"
+    gpu_pool_size: int = Field(default=1, ge=0)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        paths.parse_bbox(value)
+        return value
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, value: str) -> str:
+        paths.parse_resolution(value)
+        return value
+
+    @field_validator("partitions_start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        paths.parse_analysis_time(value)
+        return value
+
+    @field_validator("upstream_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value or not value.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"source name {value!r} must be letters, digits, '-' or '_'")
+        return value
+
+    @property
+    def bbox(self) -> dict:
+        """The domain as a bbox dict (lon_min, lat_min, lon_max, lat_max)."""
+        return paths.parse_bbox(self.domain)
+
+    @property
+    def grid_resolution(self) -> dict:
+        """The resolution as a dict (dx, dy, units)."""
+        return paths.parse_resolution(self.resolution)
+
+
+_ENV = {
+    "storage_root": "WXPLAT_STORAGE_ROOT",
+    "storage_endpoint_url": "WXPLAT_STORAGE_ENDPOINT_URL",
+    "upstream_kind": "WXPLAT_UPSTREAM_KIND",
+    "upstream_url": "WXPLAT_UPSTREAM_URL",
+    "upstream_name": "WXPLAT_UPSTREAM_NAME",
+    "upstream_endpoint_url": "WXPLAT_UPSTREAM_ENDPOINT_URL",
+    "partitions_start": "WXPLAT_PARTITIONS_START",
+    "partitions_cron": "WXPLAT_PARTITIONS_CRON",
+    "domain": "WXPLAT_DOMAIN",
+    "resolution": "WXPLAT_RESOLUTION",
+    "registry_dir": "WXPLAT_REGISTRY_DIR",
+    "deployment": "WXPLAT_DEPLOYMENT",
+    "gpu_pool_size": "WXPLAT_GPU_POOL_SIZE",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> PlatformSettings:
+    """Settings from ``WXPLAT_*`` variables (``os.environ`` by default), with local defaults."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("WXPLAT_HOME") or PROJECT_ROOT / ".wxplat").resolve()
+    values: dict[str, object] = {
+        "home": home,
+        "storage_root": str(home / "storage"),
+        "upstream_url": str(
+            home / "upstream" / "simulator" / "analysis" / DEFAULT_BBOX / DEFAULT_RESOLUTION
+        ),
+    }
+    for field, var in _ENV.items():
+        if env.get(var):
+            values[field] = env[var]
+    try:
+        return PlatformSettings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        var = _ENV.get(field, field)
+        raise ValueError(
+            f"setting {var}={values.get(field)!r} is invalid: {err['msg']}"
+        ) from None

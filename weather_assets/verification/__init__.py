@@ -1,0 +1,1 @@
+"""Verification of forecasts against analyses: metrics and their aggregation."""
