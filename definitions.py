@@ -29,6 +29,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             kind=settings.upstream_kind,
             url=settings.upstream_url,
             endpoint_url=settings.upstream_endpoint_url,
+            variables=list(settings.upstream_variables) if settings.upstream_variables else None,
         ),
     }
     return dg.Definitions(assets=assets, asset_checks=checks, resources=resources)

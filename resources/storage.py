@@ -137,9 +137,7 @@ class Storage:
             fs.makedirs(parent, exist_ok=True)
             trash = None
             if fs.exists(target):
-                trash = posixpath.join(
-                    self._root_path, STAGING, f"trash-{uuid.uuid4().hex}"
-                )
+                trash = posixpath.join(self._root_path, STAGING, f"trash-{uuid.uuid4().hex}")
                 fs.mv(target, trash, recursive=True)
             fs.mv(staged, target, recursive=True)
             if trash is not None:
@@ -207,7 +205,9 @@ class StorageResource(dg.ConfigurableResource):
     def open_zarr(self, relpath: str, **kwargs: Any) -> xr.Dataset:
         return self.storage().open_zarr(relpath, **kwargs)
 
-    def write_zarr(self, ds: xr.Dataset, relpath: str, encoding: dict | None = None) -> WrittenStore:
+    def write_zarr(
+        self, ds: xr.Dataset, relpath: str, encoding: dict | None = None
+    ) -> WrittenStore:
         return self.storage().write_zarr(ds, relpath, encoding=encoding)
 
     @contextmanager

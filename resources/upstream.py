@@ -35,6 +35,9 @@ class UpstreamSource(dg.ConfigurableResource):
     url: str = Field(description="zarr: prefix of the path layout; grib/netcdf: file template.")
     data_kind: str = Field(default="analysis", description="zarr: the <data_kind>.zarr name.")
     endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint, if any.")
+    variables: list[str] | None = Field(
+        default=None, description="Canonical variables every cycle must provide (None: any)."
+    )
 
     def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
         options = s3_options(self.endpoint_url) if "://" in self.url else {}
@@ -69,6 +72,16 @@ class UpstreamSource(dg.ConfigurableResource):
 
         FileNotFoundError naming the location when the cycle has not arrived.
         """
+        ds = self._read(analysis_time)
+        missing = [v for v in self.variables or [] if v not in ds.data_vars]
+        if missing:
+            raise KeyError(
+                f"{self.cycle_url(analysis_time)} lacks required variable(s) "
+                f"{', '.join(missing)}; it provides {', '.join(map(str, ds.data_vars))}"
+            )
+        return ds
+
+    def _read(self, analysis_time: datetime) -> xr.Dataset:
         t64 = np.datetime64(analysis_time.replace(tzinfo=None), "ns")
         if self.kind == "grib":
             return read_grib(self.cycle_url(analysis_time), t64)

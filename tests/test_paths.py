@@ -118,7 +118,9 @@ def test_format_number_rejects(bad: object) -> None:
         paths.format_number(bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", ["", "1.5", "1p", "p5", "1e", "inf", "nan", "1_0", "+1", "1p5p5", "1e309"])
+@pytest.mark.parametrize(
+    "bad", ["", "1.5", "1p", "p5", "1e", "inf", "nan", "1_0", "+1", "1p5p5", "1e309"]
+)
 def test_parse_number_rejects(bad: str) -> None:
     with pytest.raises(ValueError, match=r"number '.*' is malformed"):
         paths.parse_number(bad)
@@ -423,6 +425,7 @@ GOOD = "m/c/w10_s5_e3_n4/dx1km_dy1km/2026-01-01T0600Z/member0/surface.zarr"
             "surface.nc",
         ),
         ("m/c/w10_s5_e3_n4/dx1km_dy1km/2026-01-01T0600Z/member0/.zarr", "data_kind", ".zarr"),
+        ("m/c/w10_s5_e3_n4/dx1km_dy1km/2026-01-01T0600Z/member0/...zarr", "data_kind", "...zarr"),
         ("m//w10_s5_e3_n4/dx1km_dy1km/2026-01-01T0600Z/member0/surface.zarr", "model_config", ""),
     ],
 )

@@ -28,7 +28,9 @@ class VariableInfo:
 
 
 VARIABLES: dict[str, VariableInfo] = {
-    "2m_temperature": VariableInfo("K", "air_temperature", "2 metre temperature", 180.0, 340.0, False),
+    "2m_temperature": VariableInfo(
+        "K", "air_temperature", "2 metre temperature", 180.0, 340.0, False
+    ),
     "10m_u_component_of_wind": VariableInfo(
         "m s-1", "eastward_wind", "10 metre U wind component", -100.0, 100.0, False
     ),
@@ -38,12 +40,14 @@ VARIABLES: dict[str, VariableInfo] = {
     "mean_sea_level_pressure": VariableInfo(
         "Pa", "air_pressure_at_mean_sea_level", "Mean sea level pressure", 85000.0, 110000.0, False
     ),
-    "geopotential": VariableInfo(
-        "m2 s-2", "geopotential", "Geopotential", -5000.0, 350000.0, True
-    ),
+    "geopotential": VariableInfo("m2 s-2", "geopotential", "Geopotential", -5000.0, 350000.0, True),
     "temperature": VariableInfo("K", "air_temperature", "Temperature", 160.0, 340.0, True),
-    "u_component_of_wind": VariableInfo("m s-1", "eastward_wind", "U component of wind", -150.0, 150.0, True),
-    "v_component_of_wind": VariableInfo("m s-1", "northward_wind", "V component of wind", -150.0, 150.0, True),
+    "u_component_of_wind": VariableInfo(
+        "m s-1", "eastward_wind", "U component of wind", -150.0, 150.0, True
+    ),
+    "v_component_of_wind": VariableInfo(
+        "m s-1", "northward_wind", "V component of wind", -150.0, 150.0, True
+    ),
     "specific_humidity": VariableInfo(
         "kg kg-1", "specific_humidity", "Specific humidity", 0.0, 0.05, True
     ),

@@ -11,7 +11,9 @@ import typer
 from weather_assets import paths
 from weather_assets.settings import load_settings
 
-app = typer.Typer(help="Operational platform for ML weather models on Dagster.", no_args_is_help=True)
+app = typer.Typer(
+    help="Operational platform for ML weather models on Dagster.", no_args_is_help=True
+)
 
 DEMO_START = "2026-01-01T0000Z"
 
@@ -45,8 +47,12 @@ def simulate(
     prefix = out or settings.upstream_url
     options = s3_options(settings.upstream_endpoint_url) if "://" in prefix else {}
     results = write_simulated_cycles(
-        prefix, _time(start), _time(end), timedelta(hours=every_hours),
-        storage_options=options, overwrite=overwrite,
+        prefix,
+        _time(start),
+        _time(end),
+        timedelta(hours=every_hours),
+        storage_options=options,
+        overwrite=overwrite,
     )
     for t, url, written in results:
         typer.echo(f"{'wrote ' if written else 'exists'} {paths.format_analysis_time(t)} {url}")

@@ -51,7 +51,9 @@ def run_demo(
         if not result.success:
             raise RuntimeError(f"materializing {raw_key.to_user_string()} for {key} failed")
     done[raw_key.to_user_string()] = todo
-    echo(f"{raw_key.to_user_string()}: {len(todo)} partition(s) materialized, "
-         f"{len(keys) - len(todo)} already up to date")
+    echo(
+        f"{raw_key.to_user_string()}: {len(todo)} partition(s) materialized, "
+        f"{len(keys) - len(todo)} already up to date"
+    )
     echo(f"raw inputs are under {settings.storage_root}/raw_inputs/{settings.upstream_name}/")
     return done

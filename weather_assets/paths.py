@@ -17,7 +17,7 @@ is written from its shortest round-tripping ``repr`` with ``p`` for the decimal 
 exponent, ``e`` for a positive and ``em`` for a negative one (``1e-05`` -> ``1em05``,
 ``1.5e+16`` -> ``1p5e16``); such strings always parse back as ``float``, bit-for-bit. NaN and
 infinities are rejected; numpy scalars are converted to Python ``int``/``float`` first. The
-grammar ``-?D+(pD+)?(e|em)D+?`` never ends in a letter, so a number followed by a unit
+grammar ``-?D+(pD+)?((e|em)D+)?`` (D a digit) never ends in a letter, so a number followed by a unit
 (``1e20deg``, ``1em05m``) splits one way only.
 
 Differences from DMI's implementation (all fixes; paths DMI writes for UTC times parse here):
@@ -400,7 +400,8 @@ def parse_path(path: str) -> dict[str, Any]:
     member_match = _MEMBER_RE.fullmatch(member)
     if member_match is None:
         raise _malformed("member", member, "member<k> with k a non-negative integer", path)
-    if not store.endswith(".zarr") or store in (".zarr", "..zarr"):
+    data_kind = store.removesuffix(".zarr")
+    if not store.endswith(".zarr") or data_kind in ("", ".", ".."):
         raise _malformed("data_kind", store, "<data_kind>.zarr with a non-empty data_kind", path)
     return {
         "model_name": model_name,
@@ -409,5 +410,5 @@ def parse_path(path: str) -> dict[str, Any]:
         "resolution": _parse_resolution(resolution, path),
         "analysis_time": _parse_analysis_time(analysis_time, path),
         "member": int(member_match[1]),
-        "data_kind": store[: -len(".zarr")],
+        "data_kind": data_kind,
     }

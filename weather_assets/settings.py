@@ -12,6 +12,7 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_UPSTREAM_NAME`` | source name, the ``raw_inputs/<name>`` asset | ``simulator`` |
 | ``WXPLAT_UPSTREAM_ENDPOINT_URL`` | S3 endpoint for the upstream bucket | unset |
 | ``WXPLAT_STORAGE_ENDPOINT_URL`` | S3 endpoint for the storage root | unset |
+| ``WXPLAT_UPSTREAM_VARIABLES`` | comma-separated variables every cycle must have | any |
 | ``WXPLAT_PARTITIONS_START`` | first analysis time, ``%Y-%m-%dT%H%MZ`` | ``2026-01-01T0000Z`` |
 | ``WXPLAT_PARTITIONS_CRON`` | cycle cadence | ``0 */6 * * *`` |
 | ``WXPLAT_DOMAIN`` | bbox component of the grid, e.g. ``w0_s-90_e358_n90`` | simulator's global grid |
@@ -49,6 +50,7 @@ class PlatformSettings(BaseModel):
     upstream_url: str
     upstream_name: str = "simulator"
     upstream_endpoint_url: str | None = None
+    upstream_variables: tuple[str, ...] | None = None
     partitions_start: str = "2026-01-01T0000Z"
     partitions_cron: str = "0 */6 * * *"
     domain: str = DEFAULT_BBOX
@@ -100,6 +102,7 @@ _ENV = {
     "upstream_url": "WXPLAT_UPSTREAM_URL",
     "upstream_name": "WXPLAT_UPSTREAM_NAME",
     "upstream_endpoint_url": "WXPLAT_UPSTREAM_ENDPOINT_URL",
+    "upstream_variables": "WXPLAT_UPSTREAM_VARIABLES",
     "partitions_start": "WXPLAT_PARTITIONS_START",
     "partitions_cron": "WXPLAT_PARTITIONS_CRON",
     "domain": "WXPLAT_DOMAIN",
@@ -124,12 +127,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> PlatformSettings:
     for field, var in _ENV.items():
         if env.get(var):
             values[field] = env[var]
+    if isinstance(values.get("upstream_variables"), str):
+        values["upstream_variables"] = tuple(
+            v.strip() for v in str(values["upstream_variables"]).split(",") if v.strip()
+        )
     try:
         return PlatformSettings(**values)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
         var = _ENV.get(field, field)
-        raise ValueError(
-            f"setting {var}={values.get(field)!r} is invalid: {err['msg']}"
-        ) from None
+        raise ValueError(f"setting {var}={values.get(field)!r} is invalid: {err['msg']}") from None

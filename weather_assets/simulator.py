@@ -187,6 +187,8 @@ def simulate_state(
     ds["latitude"].attrs.update(units="degrees_north", standard_name="latitude")
     ds["longitude"].attrs.update(units="degrees_east", standard_name="longitude")
     if "level" in ds.coords:
-        ds["level"].attrs.update(units="hPa", standard_name="air_pressure", long_name="pressure level")
+        ds["level"].attrs.update(
+            units="hPa", standard_name="air_pressure", long_name="pressure level"
+        )
     ds.attrs.update(source="weather-platform synthetic atmosphere", simulator_seed=seed)
     return ds

@@ -1,6 +1,5 @@
 """The ``raw_inputs/<source>`` asset: a cycle's analysis as canonical zarr in storage."""
 
-
 import dagster as dg
 
 from resources.storage import StorageResource
@@ -62,7 +61,9 @@ def build_ingest_assets(
             member_ds = ds.sel(member=m, drop=True) if "member" in ds.dims else ds
             member_ds = member_ds.chunk({"time": 1})
             written.append(store.write_zarr(member_ds, raw_inputs_relpath(settings, t, m)))
-        checksum = written[0].checksum if len(written) == 1 else _combine(w.checksum for w in written)
+        checksum = (
+            written[0].checksum if len(written) == 1 else _combine(w.checksum for w in written)
+        )
         context.log.info(f"raw inputs for {context.partition_key} written to {written[0].url}")
         return dg.MaterializeResult(
             data_version=dg.DataVersion(checksum[:16]),

@@ -1,6 +1,5 @@
 """Blocking checks on ``raw_inputs``: schema, missing values, physical ranges."""
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -27,7 +26,9 @@ def schema_problems(ds: xr.Dataset, analysis_time: np.datetime64) -> list[str]:
             problems.append(f"unknown variable {name!r}")
             continue
         if da.attrs.get("units") != VARIABLES[name].units:
-            problems.append(f"{name} has units {da.attrs.get('units')!r}, expected {VARIABLES[name].units!r}")
+            problems.append(
+                f"{name} has units {da.attrs.get('units')!r}, expected {VARIABLES[name].units!r}"
+            )
         expected = [d for d in ("member", "time", "level", "latitude", "longitude") if d in da.dims]
         if list(da.dims) != expected:
             problems.append(f"{name} has dims {da.dims}, expected {tuple(expected)}")
@@ -44,7 +45,9 @@ def _md(table: pd.DataFrame) -> str:
     cols = list(table.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row) + " |")
+        lines.append(
+            "| " + " | ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -61,14 +64,26 @@ def build_ingest_checks(*, settings: PlatformSettings, asset_key: dg.AssetKey) -
 
     @dg.multi_asset_check(
         specs=[
-            dg.AssetCheckSpec("schema", asset=asset_key, blocking=True,
-                              description="Canonical variables, units, dim order, ascending "
-                              "coordinates, time equal to the partition."),
-            dg.AssetCheckSpec("no_missing_values", asset=asset_key, blocking=True,
-                              description="No NaN in any variable and level."),
-            dg.AssetCheckSpec("physical_ranges", asset=asset_key, blocking=True,
-                              description="Min and max of every variable within its "
-                              "physical range (pandera schema on the summary table)."),
+            dg.AssetCheckSpec(
+                "schema",
+                asset=asset_key,
+                blocking=True,
+                description="Canonical variables, units, dim order, ascending "
+                "coordinates, time equal to the partition.",
+            ),
+            dg.AssetCheckSpec(
+                "no_missing_values",
+                asset=asset_key,
+                blocking=True,
+                description="No NaN in any variable and level.",
+            ),
+            dg.AssetCheckSpec(
+                "physical_ranges",
+                asset=asset_key,
+                blocking=True,
+                description="Min and max of every variable within its "
+                "physical range (pandera schema on the summary table).",
+            ),
         ],
         can_subset=True,
     )
@@ -92,9 +107,9 @@ def build_ingest_checks(*, settings: PlatformSettings, asset_key: dg.AssetKey) -
                 check_name="no_missing_values",
                 passed=bad.empty,
                 metadata={"summary": summary_md, "failing_rows": len(bad)},
-                description=None if bad.empty else "NaNs in: " + ", ".join(
-                    f"{r.variable}@{r.level}" for r in bad.itertuples()
-                ),
+                description=None
+                if bad.empty
+                else "NaNs in: " + ", ".join(f"{r.variable}@{r.level}" for r in bad.itertuples()),
             )
         if "physical_ranges" in selected:
             bad = schema_failures(RANGE_SCHEMA, table)
@@ -102,7 +117,10 @@ def build_ingest_checks(*, settings: PlatformSettings, asset_key: dg.AssetKey) -
                 check_name="physical_ranges",
                 passed=bad.empty,
                 metadata={"summary": summary_md, "failing_rows": len(bad)},
-                description=None if bad.empty else "out of range: " + ", ".join(
+                description=None
+                if bad.empty
+                else "out of range: "
+                + ", ".join(
                     f"{r.variable}@{r.level} [{r.min:.6g}, {r.max:.6g}]" for r in bad.itertuples()
                 ),
             )

@@ -101,14 +101,18 @@ def to_canonical(ds: xr.Dataset, source: str) -> xr.Dataset:
     ds = ds[known]
     for dim in ("latitude", "longitude", "time"):
         if dim not in ds.dims:
-            raise ValueError(f"{source} has no {dim!r} dimension (dims: {', '.join(map(str, ds.dims))})")
+            raise ValueError(
+                f"{source} has no {dim!r} dimension (dims: {', '.join(map(str, ds.dims))})"
+            )
     for name in known:
         units = canonical_units(ds[name].attrs.get("units"))
         expected = VARIABLES[name].units
         if units == expected:
             continue
         if units is None:
-            raise ValueError(f"{source}: variable {name!r} has no units attribute; expected {expected!r}")
+            raise ValueError(
+                f"{source}: variable {name!r} has no units attribute; expected {expected!r}"
+            )
         why = UNIT_MIXUPS.get((name, units))
         hint = f" (that is {why})" if why else ""
         raise ValueError(
@@ -124,10 +128,7 @@ def to_canonical(ds: xr.Dataset, source: str) -> xr.Dataset:
     order = [d for d in ("member", "time", "level", "latitude", "longitude") if d in ds.dims]
     ds = ds.transpose(*order, ...)
     out = xr.Dataset(
-        {
-            str(name): ds[name].astype(np.float32).assign_attrs(cf_attrs(str(name)))
-            for name in known
-        }
+        {str(name): ds[name].astype(np.float32).assign_attrs(cf_attrs(str(name))) for name in known}
     )
     out["latitude"].attrs.update(units="degrees_north", standard_name="latitude")
     out["longitude"].attrs.update(units="degrees_east", standard_name="longitude")

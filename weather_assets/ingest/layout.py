@@ -25,13 +25,17 @@ def raw_inputs_relpath(settings: PlatformSettings, analysis_time: datetime, memb
     )
 
 
-def raw_inputs_members(storage: Storage, settings: PlatformSettings, analysis_time: datetime) -> list[int]:
+def raw_inputs_members(
+    storage: Storage, settings: PlatformSettings, analysis_time: datetime
+) -> list[int]:
     """Members with a committed raw-inputs store for this cycle."""
     cycle_dir = posixpath.dirname(posixpath.dirname(raw_inputs_relpath(settings, analysis_time)))
     members = []
-    for entry in storage.fs.ls(storage._path(cycle_dir), detail=False) if storage.fs.exists(
-        storage._path(cycle_dir)
-    ) else []:
+    for entry in (
+        storage.fs.ls(storage._path(cycle_dir), detail=False)
+        if storage.fs.exists(storage._path(cycle_dir))
+        else []
+    ):
         base = posixpath.basename(entry.rstrip("/"))
         if base.startswith("member") and base[6:].isdigit():
             if storage.exists(raw_inputs_relpath(settings, analysis_time, int(base[6:]))):
@@ -39,7 +43,9 @@ def raw_inputs_members(storage: Storage, settings: PlatformSettings, analysis_ti
     return sorted(members)
 
 
-def open_raw_inputs(storage: Storage, settings: PlatformSettings, analysis_time: datetime) -> xr.Dataset:
+def open_raw_inputs(
+    storage: Storage, settings: PlatformSettings, analysis_time: datetime
+) -> xr.Dataset:
     """A cycle's raw inputs, lazily; a ``member`` dim when the source is an ensemble."""
     members = raw_inputs_members(storage, settings, analysis_time)
     if not members:

@@ -18,7 +18,9 @@ def read_grib(path: str, analysis_time: np.datetime64) -> xr.Dataset:
     if not os.path.exists(path):
         raise FileNotFoundError(f"GRIB file {path} does not exist")
     try:
-        parts = cfgrib.open_datasets(path, backend_kwargs={"indexpath": ""}, cache_geo_coords=True)
+        parts = cfgrib.open_datasets(
+            path, backend_kwargs={"indexpath": "", "errors": "raise"}, cache_geo_coords=True
+        )
     except Exception as exc:  # eccodes raises many unrelated types for broken files
         raise ValueError(f"GRIB file {path} is corrupt or truncated: {exc}") from None
     if not parts:
@@ -56,5 +58,7 @@ def read_zarr(url: str, storage_options: dict[str, Any] | None = None) -> xr.Dat
     try:
         raw = xr.open_zarr(url, consolidated=True, storage_options=storage_options or None)
     except (FileNotFoundError, KeyError) as exc:
-        raise FileNotFoundError(f"zarr store {url} does not exist or is incomplete ({exc})") from None
+        raise FileNotFoundError(
+            f"zarr store {url} does not exist or is incomplete ({exc})"
+        ) from None
     return to_canonical(raw, source=f"zarr store {url}").load()

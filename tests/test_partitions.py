@@ -1,0 +1,45 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from weather_assets import paths
+from weather_assets.partitions import (
+    analysis_time_partitions,
+    partition_key_to_time,
+    time_to_partition_key,
+)
+
+
+def test_default_is_six_hourly_with_path_format_keys():
+    pd = analysis_time_partitions("2026-01-01T0000Z")
+    keys = pd.get_partition_keys(current_time=datetime(2026, 1, 2, 1, tzinfo=UTC))
+    assert keys == ["2026-01-01T0000Z", "2026-01-01T0600Z", "2026-01-01T1200Z", "2026-01-01T1800Z"]
+
+
+def test_twelve_hourly_source():
+    pd = analysis_time_partitions("2017-01-01T0000Z", "0 */12 * * *")
+    keys = pd.get_partition_keys(current_time=datetime(2017, 1, 3, 0, tzinfo=UTC))
+    assert keys == ["2017-01-01T0000Z", "2017-01-01T1200Z", "2017-01-02T0000Z", "2017-01-02T1200Z"]
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1950, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ).map(lambda t: t.replace(second=0, microsecond=0))
+)
+def test_partition_key_is_the_path_component(t):
+    key = time_to_partition_key(t)
+    assert key == paths.format_analysis_time(t)
+    assert partition_key_to_time(key) == t
+
+
+def test_tz_aware_time_converted_to_utc():
+    t = datetime(2026, 1, 1, 8, tzinfo=timezone(timedelta(hours=2)))
+    assert time_to_partition_key(t) == "2026-01-01T0600Z"
+
+
+def test_malformed_key_names_it():
+    with pytest.raises(ValueError, match="2026-01-01 06:00"):
+        partition_key_to_time("2026-01-01 06:00")
