@@ -1,16 +1,18 @@
 """The platform's one Dagster code location: assembles assets, checks, sensors and resources.
 
-Everything environment-specific comes from :func:`weather_assets.settings.load_settings`.
+Everything environment-specific comes from :func:`weather_assets.settings.load_settings`;
+cross-cutting policy (automation, sensors, executor) is applied here, once.
 """
-
-from __future__ import annotations
 
 import dagster as dg
 
 from resources.storage import StorageResource
 from resources.upstream import UpstreamSource
-from weather_assets.ingest.assets import build_ingest_assets, raw_inputs_key
+from weather_assets.alerts import build_failure_sensor
+from weather_assets.ingest.assets import build_ingest_assets, raw_inputs_key, upstream_key
 from weather_assets.ingest.checks import build_ingest_checks
+from weather_assets.ingest.freshness import build_freshness
+from weather_assets.ingest.sensors import build_upstream_sensor
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import PlatformSettings, load_settings
 
@@ -18,8 +20,29 @@ from weather_assets.settings import PlatformSettings, load_settings
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     """All definitions of the code location for one deployment's settings."""
     partitions_def = analysis_time_partitions(settings.partitions_start, settings.partitions_cron)
-    assets: list = build_ingest_assets(settings=settings, partitions_def=partitions_def)
+    upstream_spec, raw_inputs = build_ingest_assets(
+        settings=settings, partitions_def=partitions_def
+    )
     checks: list = build_ingest_checks(settings=settings, asset_key=raw_inputs_key(settings))
+    freshness_checks, freshness_sensor = build_freshness(settings=settings, raw_inputs=raw_inputs)
+    assets: list = [upstream_spec, raw_inputs]
+    sensors = [
+        build_upstream_sensor(
+            settings=settings,
+            partitions_def=partitions_def,
+            raw_inputs_key=raw_inputs_key(settings),
+            upstream_key=upstream_key(settings),
+        ),
+        build_failure_sensor(settings.alert_webhook_url),
+        freshness_sensor,
+        # Everything downstream of raw_inputs follows declaratively (AutomationCondition).
+        dg.AutomationConditionSensorDefinition(
+            "automation",
+            target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=30,
+        ),
+    ]
     resources = {
         "storage": StorageResource(
             root=settings.storage_root, endpoint_url=settings.storage_endpoint_url
@@ -32,7 +55,12 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             variables=list(settings.upstream_variables) if settings.upstream_variables else None,
         ),
     }
-    return dg.Definitions(assets=assets, asset_checks=checks, resources=resources)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=[*checks, *freshness_checks],
+        sensors=sensors,
+        resources=resources,
+    )
 
 
 defs = build_definitions(load_settings())

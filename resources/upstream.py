@@ -50,6 +50,59 @@ class UpstreamSource(dg.ConfigurableResource):
             return f"{self.url.rstrip('/')}/{key}/member{member}/{self.data_kind}.zarr"
         return self.url.format(analysis_time=analysis_time)
 
+    def list_cycle_keys(self, start_after: str | None = None) -> list[str]:
+        """Analysis-time names under a zarr prefix, after ``start_after``, sorted.
+
+        On S3 this is one ListObjectsV2 with a delimiter and ``StartAfter``, so its cost grows
+        with the cycles after ``start_after``, not with the bucket's history. Names are not
+        validated here: the sensor reports malformed ones.
+        """
+        if self.kind != "zarr":
+            raise ValueError(f"source {self.name!r} is {self.kind}: only zarr sources are listed")
+        if self.url.startswith("s3://"):
+            return self._list_s3(start_after)
+        fs, root = self._fs()
+        if not fs.exists(root):
+            return []
+        names = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(root, detail=False))
+        return [n for n in names if start_after is None or n > start_after]
+
+    def _list_s3(self, start_after: str | None) -> list[str]:
+        import boto3
+
+        bucket, _, prefix = self.url[len("s3://") :].partition("/")
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        client = boto3.client("s3", endpoint_url=self.endpoint_url)
+        kwargs = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+        if start_after:
+            # '0' sorts just after '/': skip every object of the start_after cycle itself.
+            kwargs["StartAfter"] = f"{prefix}{start_after}0"
+        names = []
+        for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
+            for common in page.get("CommonPrefixes", []):
+                names.append(common["Prefix"][len(prefix) :].rstrip("/"))
+        return sorted(names)
+
+    def cycle_version(self, key: str) -> str | None:
+        """A version of a cycle's control member (etag or size+mtime); None if incomplete.
+
+        zarr: complete once its consolidated metadata exists. Files: the size and mtime; the
+        sensor only trusts a file whose version did not change between two ticks.
+        """
+        fs, root = self._fs()
+        if self.kind == "zarr":
+            target = posixpath.join(root, key, "member0", f"{self.data_kind}.zarr", COMPLETE_MARKER)
+        else:
+            target = fs._strip_protocol(self.cycle_url(paths.parse_analysis_time(key)))
+        try:
+            info = fs.info(target)
+        except FileNotFoundError:
+            return None
+        etag = info.get("ETag") or info.get("etag")
+        if etag:
+            return str(etag).strip('"')
+        return f"{info.get('size')}-{info.get('mtime') or info.get('LastModified')}"
+
     def cycle_members(self, analysis_time: datetime) -> list[int]:
         """Members of a complete zarr cycle (complete = consolidated metadata present)."""
         if self.kind != "zarr":

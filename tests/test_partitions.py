@@ -15,12 +15,19 @@ from weather_assets.partitions import (
 def test_default_is_six_hourly_with_path_format_keys():
     pd = analysis_time_partitions("2026-01-01T0000Z")
     keys = pd.get_partition_keys(current_time=datetime(2026, 1, 2, 1, tzinfo=UTC))
-    assert keys == ["2026-01-01T0000Z", "2026-01-01T0600Z", "2026-01-01T1200Z", "2026-01-01T1800Z"]
+    # The current cycle (00Z of the 2nd) is a partition as soon as its analysis time passed.
+    assert keys == [
+        "2026-01-01T0000Z",
+        "2026-01-01T0600Z",
+        "2026-01-01T1200Z",
+        "2026-01-01T1800Z",
+        "2026-01-02T0000Z",
+    ]
 
 
 def test_twelve_hourly_source():
     pd = analysis_time_partitions("2017-01-01T0000Z", "0 */12 * * *")
-    keys = pd.get_partition_keys(current_time=datetime(2017, 1, 3, 0, tzinfo=UTC))
+    keys = pd.get_partition_keys(current_time=datetime(2017, 1, 2, 23, tzinfo=UTC))
     assert keys == ["2017-01-01T0000Z", "2017-01-01T1200Z", "2017-01-02T0000Z", "2017-01-02T1200Z"]
 
 

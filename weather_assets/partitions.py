@@ -16,9 +16,17 @@ PARTITION_FMT = "%Y-%m-%dT%H%MZ"
 def analysis_time_partitions(
     start: str = "2026-01-01T0000Z", cron_schedule: str = "0 */6 * * *"
 ) -> dg.TimeWindowPartitionsDefinition:
-    """Analysis-time partitions from ``start`` (in the key format) on a UTC cron cadence."""
+    """Analysis-time partitions from ``start`` (in the key format) on a UTC cron cadence.
+
+    A time window is normally a partition only once it has ended; a cycle's analysis exists
+    at the start of its window, so ``end_offset=1`` makes the current cycle a partition too.
+    """
     return dg.TimeWindowPartitionsDefinition(
-        start=start, fmt=PARTITION_FMT, cron_schedule=cron_schedule, timezone="UTC"
+        start=start,
+        fmt=PARTITION_FMT,
+        cron_schedule=cron_schedule,
+        timezone="UTC",
+        end_offset=1,
     )
 
 

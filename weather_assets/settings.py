@@ -20,6 +20,8 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_REGISTRY_DIR`` | folder of model registry YAML entries | ``model_registry/models`` |
 | ``WXPLAT_DEPLOYMENT`` | ``local`` or ``kubernetes`` | ``local`` |
 | ``WXPLAT_GPU_POOL_SIZE`` | GPUs available to the ``gpu`` pool | ``1`` |
+| ``WXPLAT_ALERT_WEBHOOK_URL`` | where run-failure alerts are POSTed | unset (log only) |
+| ``WXPLAT_LATE_AFTER_MINUTES`` | a cycle not ingested this long after its time is late | ``180`` |
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class PlatformSettings(BaseModel):
     registry_dir: Path = PROJECT_ROOT / "model_registry" / "models"
     deployment: Literal["local", "kubernetes"] = "local"
     gpu_pool_size: int = Field(default=1, ge=0)
+    alert_webhook_url: str | None = None
+    late_after_minutes: int = Field(default=180, ge=0)
 
     @field_validator("domain")
     @classmethod
@@ -110,6 +114,8 @@ _ENV = {
     "registry_dir": "WXPLAT_REGISTRY_DIR",
     "deployment": "WXPLAT_DEPLOYMENT",
     "gpu_pool_size": "WXPLAT_GPU_POOL_SIZE",
+    "alert_webhook_url": "WXPLAT_ALERT_WEBHOOK_URL",
+    "late_after_minutes": "WXPLAT_LATE_AFTER_MINUTES",
 }
 
 

@@ -1,0 +1,167 @@
+"""The upstream sensor: notices complete new cycles and requests their ``raw_inputs``.
+
+Each tick lists the source only after ``cursor.newest - lookback`` (a delimiter listing with
+``StartAfter`` on S3), so its cost grows with new cycles and the look-back window, not with
+the bucket's history. A cycle counts once it is complete: a zarr store whose consolidated
+metadata exists, or a file whose size and mtime did not change between two ticks. The run
+key is ``<source>:<cycle>:<version>``, so re-evaluating a tick, or a cycle that appears
+twice, never launches twice, while a cycle republished with new content (new version) is
+ingested again. Late cycles (older than the newest) are picked up within the look-back.
+The cursor is JSON: ``{"newest": key, "seen": {key: version}, "sizes": {key: version}}``.
+"""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from resources.upstream import UpstreamSource
+from weather_assets import paths
+from weather_assets.partitions import partition_key_to_time, time_to_partition_key
+from weather_assets.settings import PlatformSettings
+
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+def _valid_key(
+    key: str, partitions_def: dg.TimeWindowPartitionsDefinition, now: datetime
+) -> str | None:
+    """Why a cycle name is not a partition of ours (None when it is one)."""
+    try:
+        t = paths.parse_analysis_time(key)
+    except ValueError:
+        return f"{key!r} is not an analysis time (YYYY-MM-DDThhmmZ)"
+    if time_to_partition_key(t) != key:
+        return f"{key!r} is not in the canonical form {time_to_partition_key(t)!r}"
+    window = (
+        partitions_def.time_window_for_partition_key(key)
+        if _on_cadence(key, partitions_def)
+        else None
+    )
+    if window is None:
+        return f"{key!r} is not on the partition cadence ({partitions_def.cron_schedule})"
+    if t > now:
+        return f"{key!r} lies in the future"
+    return None
+
+
+def _on_cadence(key: str, partitions_def: dg.TimeWindowPartitionsDefinition) -> bool:
+    try:
+        window = partitions_def.time_window_for_partition_key(key)
+    except Exception:  # dagster raises a variety of errors for off-grid keys
+        return False
+    start = window.start.astimezone(UTC)
+    return time_to_partition_key(start) == key and start >= partitions_def.start.astimezone(UTC)
+
+
+def evaluate_upstream(
+    source: UpstreamSource,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    cursor: dict,
+    now: datetime,
+    lookback: timedelta,
+) -> tuple[list[tuple[str, str]], dict, list[str]]:
+    """One tick: (new complete cycles as (key, version), new cursor, problems to report)."""
+    newest = cursor.get("newest")
+    seen: dict[str, str] = dict(cursor.get("seen", {}))
+    sizes: dict[str, str] = dict(cursor.get("sizes", {}))
+    start_after = None
+    if newest:
+        start_after = time_to_partition_key(partition_key_to_time(newest) - lookback)
+    if source.kind == "zarr":
+        candidates = source.list_cycle_keys(start_after)
+    else:
+        first = partition_key_to_time(start_after) if start_after else partitions_def.start
+        candidates = [
+            k
+            for k in partitions_def.get_partition_keys(current_time=now)
+            if partition_key_to_time(k) > first or start_after is None
+        ][-500:]
+    problems, found = [], []
+    for key in candidates:
+        reason = _valid_key(key, partitions_def, now)
+        if reason:
+            if key not in seen:
+                problems.append(f"skipped upstream entry {reason}")
+                seen[key] = "invalid"
+            continue
+        version = source.cycle_version(key)
+        if version is None or seen.get(key) == version:
+            continue
+        if source.kind != "zarr" and sizes.get(key) != version:
+            sizes[key] = version  # a file still growing: wait for it to settle
+            continue
+        found.append((key, version))
+        seen[key] = version
+        sizes.pop(key, None)
+    valid = [k for k, v in seen.items() if v != "invalid"]
+    if valid:
+        newest = max([newest, *valid] if newest else valid)
+    if newest:
+        horizon = time_to_partition_key(partition_key_to_time(newest) - 2 * lookback)
+        seen = {k: v for k, v in seen.items() if k >= horizon}
+        sizes = {k: v for k, v in sizes.items() if k >= horizon}
+    return found, {"newest": newest, "seen": seen, "sizes": sizes}, problems
+
+
+def build_upstream_sensor(
+    *,
+    settings: PlatformSettings,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    raw_inputs_key: dg.AssetKey,
+    upstream_key: dg.AssetKey,
+    lookback: timedelta = timedelta(days=2),
+    interval_seconds: int = 30,
+) -> dg.SensorDefinition:
+    """A sensor for the configured source: observe upstream, request raw_inputs partitions."""
+
+    @dg.sensor(
+        name=f"upstream_{settings.upstream_name}_sensor",
+        target=dg.AssetSelection.assets(raw_inputs_key),
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"New complete cycles at {settings.upstream_url} -> raw_inputs partitions.",
+    )
+    def upstream_sensor(context: dg.SensorEvaluationContext, upstream: UpstreamSource):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        now = datetime.now(UTC)
+        try:
+            found, new_cursor, problems = evaluate_upstream(
+                upstream, partitions_def, cursor, now, lookback
+            )
+        except (OSError, ValueError) as exc:
+            # Unreachable bucket, DNS, permissions: report, keep the cursor, retry next tick.
+            context.log.error(f"listing {upstream.url} failed, will retry: {exc}")
+            return dg.SkipReason(f"upstream {upstream.url} unreachable: {exc}")
+        except Exception as exc:  # botocore's errors are not OSErrors
+            if type(exc).__module__.startswith(("botocore", "aiobotocore", "urllib3")):
+                context.log.error(f"listing {upstream.url} failed, will retry: {exc}")
+                return dg.SkipReason(f"upstream {upstream.url} unreachable: {exc}")
+            raise
+        for problem in problems:
+            context.log.warning(problem)
+        runs = [
+            dg.RunRequest(
+                run_key=f"{settings.upstream_name}:{key}:{version}",
+                partition_key=key,
+                tags={"wxplat/upstream_version": version},
+            )
+            for key, version in found
+        ]
+        observations = [
+            dg.AssetObservation(
+                asset_key=upstream_key,
+                partition=key,
+                metadata={
+                    "url": upstream.cycle_url(partition_key_to_time(key)),
+                    "version": version,
+                },
+                tags={DATA_VERSION_TAG: version},
+            )
+            for key, version in found
+        ]
+        return dg.SensorResult(
+            run_requests=runs, asset_events=observations, cursor=json.dumps(new_cursor)
+        )
+
+    return upstream_sensor
