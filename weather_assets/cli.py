@@ -80,6 +80,43 @@ def demo(
     run_demo(instance=_instance(), start=_time(start), cycles=cycles, echo=typer.echo)
 
 
+@app.command()
+def backfill(
+    start: str = typer.Option(..., help="First analysis time (partition key)."),
+    end: str = typer.Option(..., help="Last analysis time, inclusive."),
+    model: list[str] = typer.Option(None, help="Model(s): backfill forecast/<model>."),
+    asset: list[str] = typer.Option(None, help="Other asset keys, e.g. raw_inputs/simulator."),
+    url: str = typer.Option("http://127.0.0.1:3000", help="Dagster webserver URL."),
+    force: bool = typer.Option(False, help="Also redo partitions already materialized."),
+) -> None:
+    """Backfill a range of cycles through the webserver (runs execute under the daemon)."""
+    import dagster as dg
+
+    import definitions
+    from weather_assets.backfill import launch_backfill, partitions_to_backfill
+
+    keys = [dg.AssetKey(["forecast", m]) for m in model or []]
+    keys += [dg.AssetKey.from_user_string(a) for a in asset or []]
+    if not keys:
+        raise typer.BadParameter("name at least one --model or --asset")
+    graph = definitions.build_definitions(load_settings()).resolve_asset_graph()
+    instance = _instance()
+    todo: set[str] = set()
+    for key in keys:
+        if not graph.has(key):
+            raise typer.BadParameter(f"no asset {key.to_user_string()} in the code location")
+        parts = graph.get(key).partitions_def
+        todo |= set(partitions_to_backfill(instance, key, parts, start, end, force))
+    if not todo:
+        typer.echo("every partition in the range is already materialized (use --force to redo)")
+        return
+    backfill_id = launch_backfill(url, keys, sorted(todo))
+    typer.echo(
+        f"backfill {backfill_id}: {len(todo)} partition(s) of "
+        f"{', '.join(k.to_user_string() for k in keys)}; see {url}/overview/backfills"
+    )
+
+
 def _mount_model_commands() -> None:
     try:
         from model_registry.cli import app as model_app

@@ -1,0 +1,171 @@
+"""End to end through real clients: `dagster dev` (webserver + daemon) on 127.0.0.1, GraphQL,
+a moto S3 upstream bucket, the upstream sensor, and a backfill from the platform CLI."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from resources.storage import s3_options
+from tests.conftest import ROOT
+from weather_assets.backfill import graphql
+from weather_assets.ingest.simulate import write_simulated_cycles
+
+pytestmark = pytest.mark.slow
+
+WORKSPACE = """
+query {
+  workspaceOrError {
+    ... on Workspace {
+      locationEntries {
+        name
+        locationOrLoadError {
+          __typename
+          ... on PythonError { message }
+          ... on RepositoryLocation {
+            repositories {
+              sensors { name sensorState { status } }
+              assetNodes {
+                assetKey { path }
+                partitionDefinition { description }
+                assetChecksOrError { ... on AssetChecks { checks { name } } }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, timeout: float, what: str, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"dagster dev exited while waiting for {what}")
+        try:
+            value = predicate()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env):
+    bucket, endpoint = s3_bucket
+    prefix = f"s3://{bucket}/nwp/simulator/analysis/w0_s-90_e358_n90/dx2deg_dy2deg"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        **wx_env,
+        "WXPLAT_UPSTREAM_URL": prefix,
+        "WXPLAT_UPSTREAM_ENDPOINT_URL": endpoint,
+        "DAGSTER_HOME": wx_env["DAGSTER_HOME"],
+    }
+    log = open(tmp_path / "dagster-dev.log", "w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        data = _wait(lambda: graphql(url, WORKSPACE, timeout=10), 180, "the webserver", proc)
+        entry = data["workspaceOrError"]["locationEntries"][0]
+        location = entry["locationOrLoadError"]
+        assert location["__typename"] == "RepositoryLocation", location.get("message")
+        repo = location["repositories"][0]
+        nodes = {"/".join(n["assetKey"]["path"]): n for n in repo["assetNodes"]}
+        assert {"upstream/simulator", "raw_inputs/simulator"} <= set(nodes)
+        assert nodes["raw_inputs/simulator"]["partitionDefinition"]["description"]
+        checks = {c["name"] for c in nodes["raw_inputs/simulator"]["assetChecksOrError"]["checks"]}
+        assert {"schema", "no_missing_values", "physical_ranges"} <= checks
+        sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+        assert sensors["upstream_simulator_sensor"] == "RUNNING"
+        assert sensors["automation"] == "RUNNING"
+
+        # A provider drops a new cycle into the bucket: nobody presses a button.
+        t = datetime(2026, 1, 1, 6, tzinfo=UTC)
+        write_simulated_cycles(prefix, t, t, storage_options=s3_options(endpoint))
+        instance = dg.DagsterInstance.from_config(wx_env["DAGSTER_HOME"])
+        key = dg.AssetKey(["raw_inputs", "simulator"])
+        _wait(
+            lambda: "2026-01-01T0600Z" in instance.get_materialized_partitions(key),
+            240,
+            "the sensor-launched raw_inputs run",
+            proc,
+        )
+
+        # Backfill an older cycle from the platform CLI through GraphQL and the daemon.
+        write_simulated_cycles(
+            prefix,
+            t - timedelta(hours=6),
+            t - timedelta(hours=6),
+            storage_options=s3_options(endpoint),
+        )
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "weather_assets.cli",
+                "backfill",
+                "--asset",
+                "raw_inputs/simulator",
+                "--start",
+                "2026-01-01T0000Z",
+                "--end",
+                "2026-01-01T0600Z",
+                "--url",
+                url,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "1 partition(s)" in out.stdout  # 0600Z is up to date and is not redone
+        _wait(
+            lambda: "2026-01-01T0000Z" in instance.get_materialized_partitions(key),
+            240,
+            "the backfill",
+            proc,
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
