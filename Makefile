@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint dev bench clean
+.PHONY: install postgres demo test lint dev bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,7 +18,12 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/wxplat demo
 
-test: install
+# PostgreSQL from Debian's packages, for the instance-storage tests (they start it themselves).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql)
+
+test: install postgres
 	$(PY) -m pytest -q
 
 lint: install

@@ -6,6 +6,8 @@ cross-cutting policy (automation, sensors, executor) is applied here, once.
 
 import dagster as dg
 
+from resources.dask import DaskResource
+from resources.execution import executor_for
 from resources.storage import StorageResource
 from resources.upstream import UpstreamSource
 from weather_assets.alerts import build_failure_sensor
@@ -54,12 +56,14 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             endpoint_url=settings.upstream_endpoint_url,
             variables=list(settings.upstream_variables) if settings.upstream_variables else None,
         ),
+        "dask": DaskResource(scheduler_address=settings.dask_scheduler_address),
     }
     return dg.Definitions(
         assets=assets,
         asset_checks=[*checks, *freshness_checks],
         sensors=sensors,
         resources=resources,
+        executor=executor_for(settings),
     )
 
 

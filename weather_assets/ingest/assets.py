@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from resources.dask import DaskResource
 from resources.storage import StorageResource
 from resources.upstream import UpstreamSource
 from weather_assets.ingest.convert import subset_domain
@@ -46,7 +47,10 @@ def build_ingest_assets(
         metadata={"domain": settings.domain, "resolution": settings.resolution},
     )
     def raw_inputs(
-        context: dg.AssetExecutionContext, storage: StorageResource, upstream: UpstreamSource
+        context: dg.AssetExecutionContext,
+        storage: StorageResource,
+        upstream: UpstreamSource,
+        dask: DaskResource,
     ) -> dg.MaterializeResult:
         """The cycle's analysis, in canonical names and units, cut to the domain."""
         t = partition_key_to_time(context.partition_key)
@@ -57,10 +61,11 @@ def build_ingest_assets(
         members = [int(m) for m in ds["member"].values] if "member" in ds.dims else [0]
         store = storage.storage()
         written = []
-        for m in members:
-            member_ds = ds.sel(member=m, drop=True) if "member" in ds.dims else ds
-            member_ds = member_ds.chunk({"time": 1})
-            written.append(store.write_zarr(member_ds, raw_inputs_relpath(settings, t, m)))
+        with dask.client():  # a distributed cluster when one is configured, else local
+            for m in members:
+                member_ds = ds.sel(member=m, drop=True) if "member" in ds.dims else ds
+                member_ds = member_ds.chunk({"time": 1})
+                written.append(store.write_zarr(member_ds, raw_inputs_relpath(settings, t, m)))
         checksum = (
             written[0].checksum if len(written) == 1 else _combine(w.checksum for w in written)
         )
