@@ -6,17 +6,20 @@ cross-cutting policy (automation, sensors, executor) is applied here, once.
 
 import dagster as dg
 
+from model_registry.registry import load_registry
 from resources.dask import DaskResource
 from resources.execution import executor_for
 from resources.storage import StorageResource
 from resources.upstream import UpstreamSource
 from weather_assets.alerts import build_failure_sensor
+from weather_assets.forecast.assets import build_registry_assets
 from weather_assets.ingest.assets import build_ingest_assets, raw_inputs_key, upstream_key
 from weather_assets.ingest.checks import build_ingest_checks
 from weather_assets.ingest.freshness import build_freshness
 from weather_assets.ingest.sensors import build_upstream_sensor
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import PlatformSettings, load_settings
+from weather_assets.verification.assets import build_verification_assets
 
 
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:
@@ -28,6 +31,22 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     checks: list = build_ingest_checks(settings=settings, asset_key=raw_inputs_key(settings))
     freshness_checks, freshness_sensor = build_freshness(settings=settings, raw_inputs=raw_inputs)
     assets: list = [upstream_spec, raw_inputs]
+    # One set of assets per enabled registry entry: the registry is data, code reads it.
+    specs = [spec for spec in load_registry(settings.registry_dir) if spec.enabled]
+    assets += build_registry_assets(
+        specs,
+        partitions_def=partitions_def,
+        raw_inputs_key=raw_inputs_key(settings),
+        settings=settings,
+        # A new cycle's raw inputs flow on to every model without anyone pressing a button.
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+    assets += build_verification_assets(
+        specs,
+        settings=settings,
+        partitions_def=partitions_def,
+        raw_inputs_key=raw_inputs_key(settings),
+    )
     sensors = [
         build_upstream_sensor(
             settings=settings,

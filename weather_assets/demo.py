@@ -1,9 +1,19 @@
-"""The demo on the embedded default: simulated upstream, then the asset graph through Dagster."""
+"""The demo on the embedded default: simulated upstream, then the whole asset graph.
+
+Steps, each idempotent (what is already materialized is not redone):
+1. simulate the upstream cycles (the provider's bucket, here a local folder);
+2. train the demo FNO on earlier simulator history if its artifact is absent;
+3. ingest every cycle (``raw_inputs`` + blocking checks);
+4. climatology from the ingested history;
+5. per cycle: every model's normalized input and forecast (+ checks) and verification;
+6. the scorecard; print where its picture and table are.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -11,9 +21,22 @@ from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.partitions import time_to_partition_key
 from weather_assets.settings import load_settings
 
+TRAIN_START, TRAIN_END = "2025-09-01", "2025-12-01"  # held out: the demo's 2026 cycles
 
-def _materialized(instance: dg.DagsterInstance, key: dg.AssetKey) -> set[str]:
-    return set(instance.get_materialized_partitions(key))
+
+def _ensure_demo_artifacts(specs, echo: Callable[[str], None]) -> None:
+    """Train registry models whose local artifact is missing (the demo FNO)."""
+    from model_registry.cli import train
+
+    for spec in specs:
+        if spec.architecture not in ("fno", "sfno") or spec.artifact is None:
+            continue
+        if spec.artifact.is_remote or Path(spec.artifact_location).exists():
+            continue
+        echo(f"training {spec.name} on simulator history {TRAIN_START}..{TRAIN_END} "
+             f"(its artifact {spec.artifact_location} is absent)")
+        train(spec.name, start=TRAIN_START, end=TRAIN_END, out=None, steps=None, version=None,
+              evaluate_days=0)
 
 
 def run_demo(
@@ -22,38 +45,75 @@ def run_demo(
     start: datetime,
     cycles: int,
     echo: Callable[[str], None] = print,
+    models: bool = True,
 ) -> dict[str, list[str]]:
-    """Simulate ``cycles`` cycles and materialize what is missing; idempotent.
-
-    Returns, per asset, the partitions materialized by this call.
-    """
+    """Simulate ``cycles`` cycles and materialize what is missing; returns what was done."""
     import definitions
+    from model_registry.registry import load_registry
 
     settings = load_settings()
     end = start + timedelta(hours=6 * (cycles - 1))
     echo(f"upstream area: {settings.upstream_url}")
     for t, url, written in write_simulated_cycles(settings.upstream_url, start, end):
         echo(f"  {'simulated' if written else 'present  '} {time_to_partition_key(t)} {url}")
+    specs = [s for s in load_registry(settings.registry_dir) if s.enabled] if models else []
+    _ensure_demo_artifacts(specs, echo)
     defs = definitions.build_definitions(settings)
     graph = defs.resolve_asset_graph()
-    raw_key = dg.AssetKey(["raw_inputs", settings.upstream_name])
+    job = defs.resolve_implicit_global_asset_job_def()
     keys = [time_to_partition_key(start + timedelta(hours=6 * i)) for i in range(cycles)]
     done: dict[str, list[str]] = {}
-    todo = sorted(set(keys) - _materialized(instance, raw_key))
-    selection = dg.AssetSelection.assets(raw_key)
-    job = defs.resolve_implicit_global_asset_job_def()
-    for key in todo:
+
+    def run(asset_keys: list[dg.AssetKey], partition: str | None) -> None:
         result = job.execute_in_process(
-            instance=instance,
-            partition_key=key,
-            asset_selection=list(selection.resolve(graph)),
+            instance=instance, partition_key=partition, asset_selection=asset_keys,
+            raise_on_error=False,
         )
         if not result.success:
-            raise RuntimeError(f"materializing {raw_key.to_user_string()} for {key} failed")
+            names = ", ".join(k.to_user_string() for k in asset_keys)
+            raise RuntimeError(f"materializing {names} for {partition or 'all'} failed; "
+                               "see the run in the Dagster UI (make dev)")
+
+    def missing(key: dg.AssetKey) -> list[str]:
+        return sorted(set(keys) - set(instance.get_materialized_partitions(key)))
+
+    raw_key = dg.AssetKey(["raw_inputs", settings.upstream_name])
+    todo = missing(raw_key)
+    for key in todo:
+        run([raw_key], key)
     done[raw_key.to_user_string()] = todo
-    echo(
-        f"{raw_key.to_user_string()}: {len(todo)} partition(s) materialized, "
-        f"{len(keys) - len(todo)} already up to date"
-    )
-    echo(f"raw inputs are under {settings.storage_root}/raw_inputs/{settings.upstream_name}/")
+    echo(f"{raw_key.to_user_string()}: {len(todo)} partition(s) materialized, "
+         f"{len(keys) - len(todo)} already up to date")
+    echo(f"  raw inputs are under {settings.storage_root}/raw_inputs/{settings.upstream_name}/")
+    if not specs:
+        return done
+
+    clim_key = dg.AssetKey(["climatology", settings.upstream_name])
+    if graph.has(clim_key):
+        run([clim_key], None)
+    per_cycle = [
+        k for spec in specs
+        for k in (dg.AssetKey(["normalized", spec.name]), dg.AssetKey(["forecast", spec.name]),
+                  dg.AssetKey(["verification", spec.name]))
+        if graph.has(k)
+    ]
+    for asset_key in per_cycle:
+        done[asset_key.to_user_string()] = []
+    for key in keys:
+        selection = [k for k in per_cycle if key in missing(k)]
+        if selection:
+            run(selection, key)
+            for k in selection:
+                done[k.to_user_string()].append(key)
+    for spec in specs:
+        n = len(done.get(f"forecast/{spec.name}", []))
+        echo(f"forecast/{spec.name}: {n} partition(s) materialized, {cycles - n} up to date")
+    scorecard = dg.AssetKey(["scorecard"])
+    if graph.has(scorecard):
+        run([scorecard], None)
+        event = instance.get_latest_materialization_event(scorecard)
+        meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+        for name in ("png_path", "table_path", "path"):
+            if name in meta:
+                echo(f"scorecard {name.replace('_path', '')}: {meta[name].value}")
     return done

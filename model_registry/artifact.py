@@ -1,0 +1,551 @@
+"""Inference artifacts: a zip holding everything needed to run one trained model.
+
+Layout::
+
+    artifact.yaml             manifest: name, version, architecture + hyper-parameters,
+                              features, timestep, grid, provenance, sha256 of every other file
+    weights.pt                a state_dict (torch.save); loaded with weights_only=True only
+    configs/model.yaml        the model configuration as trained
+    stats/stats.zarr/...      mllam-data-prep statistics (a zarr directory inside the zip)
+    training_cli_args.yaml    the arguments the training was run with
+
+Entries are written sorted with a fixed timestamp, so the zip's bytes depend only on its
+contents. Readers never unpickle anything but tensors, refuse unsafe entry names (absolute,
+``..``, symlinks) and check every file against the manifest before using it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import platform
+import re
+import shutil
+import socket
+import stat
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import metadata as importlib_metadata
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from model_registry.spec import Duration, format_duration
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "artifact.yaml"
+WEIGHTS = "weights.pt"
+MODEL_CONFIG = "configs/model.yaml"
+STATS_PREFIX = "stats/stats.zarr/"
+CLI_ARGS = "training_cli_args.yaml"
+WEIGHTED_ARCHITECTURES = ("fno", "sfno")
+# neuraloperator adds its constructor kwargs (functions, classes) to state_dict(); they are not
+# weights, cannot load with weights_only=True, and the manifest's hyper-parameters replace them.
+NEURALOP_METADATA = "_metadata"
+# Fixed entry timestamp: the archive's digest then depends on content only.
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+# Guards against zip bombs: far above any real model, far below a full disk.
+MAX_ENTRIES = 100_000
+MAX_UNCOMPRESSED_BYTES = 64 * 1024**3
+_VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_PACKAGES = ("weather-platform", "torch", "neuraloperator", "numpy", "xarray", "zarr", "dagster")
+
+
+class ArtifactError(ValueError):
+    """An artifact is missing, unsafe, tampered with or does not match its manifest."""
+
+
+class AxisSummary(BaseModel):
+    """A regular coordinate axis: first value, spacing, number of points."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    first: float
+    step: float
+    size: int = Field(ge=1)
+
+    def values(self) -> np.ndarray:
+        """The axis as an array (rounded like the simulator's grids)."""
+        return np.round(self.first + self.step * np.arange(self.size), 6)
+
+    def describe(self) -> str:
+        """``first+step*size`` text for error messages."""
+        return f"{self.first:g}..{self.first + self.step * (self.size - 1):g} step {self.step:g}"
+
+
+class GridSummary(BaseModel):
+    """The regular latitude/longitude grid a model was trained on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    latitude: AxisSummary
+    longitude: AxisSummary
+
+    @classmethod
+    def from_coords(cls, latitude: Sequence[float], longitude: Sequence[float]) -> GridSummary:
+        """Summarize 1-D coordinate arrays; ``ValueError`` if they are not evenly spaced."""
+        return cls(latitude=_axis("latitude", latitude), longitude=_axis("longitude", longitude))
+
+    def describe(self) -> str:
+        """Human-readable grid for error messages."""
+        return (
+            f"{self.latitude.size}x{self.longitude.size} (lat {self.latitude.describe()}, "
+            f"lon {self.longitude.describe()})"
+        )
+
+    def matches(self, latitude: Sequence[float], longitude: Sequence[float]) -> bool:
+        """True when the coordinates are this grid (to 1e-4 degree)."""
+        lat, lon = np.asarray(latitude, float), np.asarray(longitude, float)
+        return (
+            lat.size == self.latitude.size
+            and lon.size == self.longitude.size
+            and np.allclose(lat, self.latitude.values(), atol=1e-4)
+            and np.allclose(lon, self.longitude.values(), atol=1e-4)
+        )
+
+
+def _axis(name: str, values: Sequence[float]) -> AxisSummary:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D coordinate")
+    step = float(np.round(arr[1] - arr[0], 6)) if arr.size > 1 else 0.0
+    if arr.size > 2 and not np.allclose(np.diff(arr), step, atol=1e-4):
+        raise ValueError(f"{name} is not evenly spaced; artifacts need a regular grid")
+    return AxisSummary(first=float(np.round(arr[0], 6)), step=step, size=int(arr.size))
+
+
+class ArchitectureSpec(BaseModel):
+    """Architecture name and the keyword arguments its builder takes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class Manifest(BaseModel):
+    """Parsed ``artifact.yaml``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    format_version: int
+    name: str
+    version: str
+    architecture: ArchitectureSpec
+    input_features: tuple[str, ...] = Field(min_length=1)
+    output_features: tuple[str, ...] = Field(min_length=1)
+    timestep: Duration
+    grid: GridSummary | None = None
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    files: dict[str, str]
+
+    @field_validator("version")
+    @classmethod
+    def _path_safe(cls, v: str) -> str:
+        # The version becomes a storage path component (model_config), so keep it plain.
+        if not _VERSION_PATTERN.match(v):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (a path component)")
+        return v
+
+
+@dataclass(frozen=True)
+class LoadedArtifact:
+    """A validated artifact in memory: manifest, statistics and weights."""
+
+    path: Path
+    sha256: str
+    manifest: Manifest
+    stats: xr.Dataset
+    state_dict: dict[str, torch.Tensor]
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that shape a model's numerics."""
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _state_dict_bytes(state_dict: Mapping[str, torch.Tensor]) -> bytes:
+    clean = {}
+    for key, value in state_dict.items():
+        if key == NEURALOP_METADATA:
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise ArtifactError(f"state_dict entry {key!r} is not a tensor; only tensors are saved")
+        clean[str(key)] = value.detach().to("cpu").contiguous()
+    buf = io.BytesIO()
+    torch.save(clean, buf)
+    return buf.getvalue()
+
+
+def _stats_files(stats: xr.Dataset) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "stats.zarr"
+        # zarr format 2 with consolidated metadata: what mllam-data-prep and most readers use.
+        stats.to_zarr(store, mode="w", zarr_format=2, consolidated=True)
+        return {
+            STATS_PREFIX + p.relative_to(store).as_posix(): p.read_bytes()
+            for p in sorted(store.rglob("*"))
+            if p.is_file()
+        }
+
+
+def _yaml_bytes(data: Any) -> bytes:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
+def _plain(value: Any) -> Any:
+    """Hyper-parameters as YAML-safe builtins (tuples to lists, numpy scalars to Python)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def build_artifact(
+    out_path: Path | str,
+    *,
+    name: str,
+    architecture: str,
+    hyperparameters: Mapping[str, Any],
+    input_features: Sequence[str],
+    output_features: Sequence[str],
+    timestep: timedelta | str,
+    stats: xr.Dataset,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+    grid: GridSummary | None = None,
+    version: str | None = None,
+    model_config: Mapping[str, Any] | None = None,
+    training_cli_args: Mapping[str, Any] | None = None,
+    training_data: Any = None,
+    command: str | None = None,
+) -> Path:
+    """Write an artifact zip atomically (temporary file, then rename) and return its path."""
+    out_path = Path(out_path)
+    if architecture in WEIGHTED_ARCHITECTURES and state_dict is None:
+        raise ArtifactError(f"architecture {architecture!r} needs weights (a state_dict)")
+    created = datetime.now(UTC)
+    version = version or created.strftime("%Y%m%dT%H%M%SZ")
+    hp = _plain(dict(hyperparameters))
+    config = (
+        _plain(dict(model_config))
+        if model_config is not None
+        else {
+            "name": name,
+            "architecture": architecture,
+            "hyperparameters": hp,
+            "input_features": list(input_features),
+            "output_features": list(output_features),
+        }
+    )
+    files: dict[str, bytes] = {
+        MODEL_CONFIG: _yaml_bytes(config),
+        CLI_ARGS: _yaml_bytes(_plain(dict(training_cli_args or {}))),
+        **_stats_files(stats),
+    }
+    if state_dict is not None:
+        files[WEIGHTS] = _state_dict_bytes(state_dict)
+    td = timestep if isinstance(timestep, timedelta) else None
+    manifest_data: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": version,
+        "architecture": {"name": architecture, "hyperparameters": hp},
+        "input_features": list(input_features),
+        "output_features": list(output_features),
+        "timestep": format_duration(td) if td is not None else str(timestep),
+        "grid": grid.model_dump() if grid is not None else None,
+        "provenance": {
+            "command": command if command is not None else " ".join(sys.argv),
+            "host": socket.gethostname(),
+            "created_utc": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "packages": package_versions(),
+            "training_data": _plain(training_data),
+        },
+        "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
+    }
+    try:
+        Manifest.model_validate(manifest_data)
+    except ValidationError as exc:
+        raise ArtifactError(f"cannot build artifact {out_path}: {_first_error(exc)}") from None
+    files[MANIFEST] = _yaml_bytes(manifest_data)
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
+            for entry in [MANIFEST, *sorted(k for k in files if k != MANIFEST)]:
+                info = zipfile.ZipInfo(entry, date_time=_ZIP_DATE)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                zf.writestr(info, files[entry])
+        os.replace(tmp_name, out_path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return out_path
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "<manifest>"
+    return f"field '{field}': {err['msg']}"
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    if not path.is_file():
+        raise ArtifactError(f"artifact file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path} is not a zip archive")
+    return zipfile.ZipFile(path)
+
+
+def check_entries(zf: zipfile.ZipFile, path: Path | str = "<zip>") -> list[zipfile.ZipInfo]:
+    """Refuse unsafe entries (absolute, ``..``, symlinks, duplicates, bombs); return files."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise ArtifactError(f"{path}: {len(infos)} entries exceed the limit of {MAX_ENTRIES}")
+    seen: set[str] = set()
+    total = 0
+    files = []
+    for info in infos:
+        name = info.filename
+        pure = PurePosixPath(name)
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name:
+            raise ArtifactError(f"{path}: unsafe entry {name!r} (absolute path)")
+        if ".." in pure.parts:
+            raise ArtifactError(f"{path}: unsafe entry {name!r} (contains '..')")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise ArtifactError(f"{path}: unsafe entry {name!r} (symbolic link)")
+        if info.flag_bits & 0x1:
+            raise ArtifactError(f"{path}: entry {name!r} is encrypted")
+        if name in seen:
+            raise ArtifactError(f"{path}: duplicate entry {name!r}")
+        seen.add(name)
+        total += info.file_size
+        if total > MAX_UNCOMPRESSED_BYTES:
+            raise ArtifactError(f"{path}: uncompressed size exceeds {MAX_UNCOMPRESSED_BYTES} bytes")
+        if not info.is_dir():
+            files.append(info)
+    return files
+
+
+def _read_manifest(zf: zipfile.ZipFile, path: Path) -> Manifest:
+    try:
+        raw = zf.read(MANIFEST)
+    except KeyError:
+        raise ArtifactError(f"{path}: missing {MANIFEST}") from None
+    try:
+        data = yaml.safe_load(raw)
+        return Manifest.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise ArtifactError(f"{path}: {MANIFEST} is not valid YAML ({exc})") from None
+    except ValidationError as exc:
+        raise ArtifactError(f"{path}: {MANIFEST} {_first_error(exc)}") from None
+
+
+def _verified_files(zf: zipfile.ZipFile, path: Path, manifest: Manifest) -> dict[str, bytes]:
+    """Every listed file's bytes, each checked against its manifest sha256."""
+    entries = {i.filename for i in zf.infolist() if not i.is_dir()} - {MANIFEST}
+    listed = set(manifest.files)
+    if missing := sorted(listed - entries):
+        raise ArtifactError(f"{path}: file {missing[0]!r} listed in {MANIFEST} is missing")
+    if extra := sorted(entries - listed):
+        raise ArtifactError(f"{path}: file {extra[0]!r} is not listed in {MANIFEST}")
+    required = [MODEL_CONFIG, CLI_ARGS]
+    if manifest.architecture.name in WEIGHTED_ARCHITECTURES:
+        required.append(WEIGHTS)
+    for name in required:
+        if name not in listed:
+            raise ArtifactError(f"{path}: required file {name!r} is absent")
+    if not any(n.startswith(STATS_PREFIX) for n in listed):
+        raise ArtifactError(f"{path}: required statistics {STATS_PREFIX} are absent")
+    out: dict[str, bytes] = {}
+    for name in sorted(listed):
+        data = zf.read(name)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != manifest.files[name]:
+            raise ArtifactError(
+                f"{path}: file {name!r} was modified (sha256 {actual}, "
+                f"{MANIFEST} lists {manifest.files[name]})"
+            )
+        out[name] = data
+    return out
+
+
+def _load_weights(data: bytes, path: Path) -> dict[str, torch.Tensor]:
+    try:
+        # weights_only: the unpickler accepts tensors and plain containers, nothing else.
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types; all mean "bad weights"
+        raise ArtifactError(f"{path}: {WEIGHTS} is not a loadable state_dict ({exc})") from None
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ArtifactError(f"{path}: {WEIGHTS} must hold a dict of tensors (a state_dict)")
+    return obj
+
+
+def _load_stats(files: Mapping[str, bytes]) -> xr.Dataset:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "stats.zarr"
+        for name, data in files.items():
+            if name.startswith(STATS_PREFIX):
+                target = store / name[len(STATS_PREFIX) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        with xr.open_zarr(store, consolidated=None) as ds:
+            return ds.load()
+
+
+def _check_digest(path: Path, expected_sha256: str | None) -> str:
+    actual = sha256_file(path)
+    if expected_sha256 is not None and actual != expected_sha256.lower():
+        raise ArtifactError(
+            f"{path}: checksum mismatch: sha256 is {actual}, the registry expects "
+            f"{expected_sha256.lower()}"
+        )
+    return actual
+
+
+def validate_artifact(path: Path | str, expected_sha256: str | None = None) -> Manifest:
+    """Check safety, digests, completeness and weights of an artifact; return its manifest."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"artifact file not found: {path}")
+    _check_digest(path, expected_sha256)
+    with _open_zip(path) as zf:
+        check_entries(zf, path)  # unsafe names are refused before anything is read
+        manifest = _read_manifest(zf, path)
+        files = _verified_files(zf, path, manifest)
+    if WEIGHTS in files:
+        _load_weights(files[WEIGHTS], path)
+    try:
+        _load_stats(files)
+    except Exception as exc:  # zarr/xarray raise many types
+        raise ArtifactError(
+            f"{path}: {STATS_PREFIX} is not a readable zarr store ({exc})"
+        ) from None
+    return manifest
+
+
+def load_artifact(path: Path | str, expected_sha256: str | None = None) -> LoadedArtifact:
+    """Validate and load an artifact: manifest, statistics Dataset and state_dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"artifact file not found: {path}")
+    digest = _check_digest(path, expected_sha256)
+    with _open_zip(path) as zf:
+        check_entries(zf, path)  # unsafe names are refused before anything is read
+        manifest = _read_manifest(zf, path)
+        files = _verified_files(zf, path, manifest)
+    state_dict = _load_weights(files[WEIGHTS], path) if WEIGHTS in files else {}
+    try:
+        stats = _load_stats(files)
+    except Exception as exc:  # zarr/xarray raise many types
+        raise ArtifactError(
+            f"{path}: {STATS_PREFIX} is not a readable zarr store ({exc})"
+        ) from None
+    return LoadedArtifact(path, digest, manifest, stats, state_dict)
+
+
+def inspect_artifact(path: Path | str) -> dict[str, Any]:
+    """Manifest and archive facts (size, digest, entries, parameter count) as a plain dict."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        infos = check_entries(zf, path)
+        manifest = _read_manifest(zf, path)
+        n_params = None
+        if WEIGHTS in zf.namelist():
+            weights = _load_weights(zf.read(WEIGHTS), path)
+            n_params = int(sum(t.numel() for t in weights.values()))
+    info = manifest.model_dump(mode="json")
+    info["archive"] = {
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+        "entries": len(infos),
+        "parameters": n_params,
+    }
+    return info
+
+
+def extract_artifact(path: Path | str, dest: Path | str) -> Path:
+    """Extract after refusing unsafe entries (absolute paths, ``..``, symlinks)."""
+    path, dest = Path(path), Path(dest)
+    with _open_zip(path) as zf:
+        infos = check_entries(zf, path)
+        dest.mkdir(parents=True, exist_ok=True)
+        root = dest.resolve()
+        for info in infos:
+            target = (dest / info.filename).resolve()
+            if not target.is_relative_to(root):  # belt and braces after check_entries
+                raise ArtifactError(f"{path}: unsafe entry {info.filename!r} (leaves {dest})")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+    return dest
+
+
+def fetch_artifact(uri: str, sha256: str | None, cache_dir: Path | str) -> tuple[Path, str]:
+    """Local path and sha256 of an artifact; remote URIs are downloaded once into the cache.
+
+    A remote URI needs its sha256 (the registry enforces it); the cached copy is named by
+    that digest and re-downloaded when its content does not match.
+    """
+    if "://" not in uri or uri.startswith("file://"):
+        path = Path(uri.removeprefix("file://"))
+        if not path.is_file():
+            raise ArtifactError(f"artifact file not found: {path}")
+        return path, _check_digest(path, sha256)
+    if sha256 is None:
+        raise ArtifactError(f"remote artifact {uri} needs a sha256 in its registry entry")
+    import fsspec  # only remote artifacts need it
+
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"{sha256}.zip"
+    if target.is_file() and sha256_file(target) == sha256:
+        return target, sha256
+    fd, tmp = tempfile.mkstemp(prefix=".download.", dir=cache)
+    try:
+        with os.fdopen(fd, "wb") as out, fsspec.open(uri, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        _check_digest(Path(tmp), sha256)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target, sha256

@@ -1,0 +1,279 @@
+"""Command line for the model registry: train models, build/validate/inspect artifacts.
+
+Mounted by the platform CLI (``wxplat``) as sub-commands; runnable alone with
+``python -m model_registry.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+
+from model_registry.artifact import (
+    CLI_ARGS,
+    MODEL_CONFIG,
+    WEIGHTS,
+    ArtifactError,
+    GridSummary,
+    build_artifact,
+    inspect_artifact,
+    sha256_file,
+    validate_artifact,
+)
+from model_registry.registry import DEFAULT_REGISTRY_DIR, RegistryError, load_registry
+from model_registry.spec import format_duration
+
+app = typer.Typer(help="Model registry, inference artifacts and training.", no_args_is_help=True)
+artifact_app = typer.Typer(help="Build, validate and inspect inference artifacts.")
+registry_app = typer.Typer(help="List and validate the model registry.")
+app.add_typer(artifact_app, name="artifact")
+app.add_typer(registry_app, name="registry")
+
+RegistryDir = Annotated[
+    Path, typer.Option("--registry", help="Directory of registry YAML entries.")
+]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _spec(name: str, registry: Path):
+    try:
+        specs = {s.name: s for s in load_registry(registry)}
+    except RegistryError as exc:
+        _fail(str(exc))
+    if name not in specs:
+        _fail(f"no model {name!r} in {registry}; registered: {', '.join(specs) or 'none'}")
+    return specs[name]
+
+
+@app.command()
+def train(
+    model_name: Annotated[str, typer.Argument(help="Registry name of an fno/sfno model.")],
+    start: Annotated[str, typer.Option(help="First training time (UTC), e.g. 2025-11-01.")],
+    end: Annotated[str, typer.Option(help="End of training times (exclusive, UTC).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Artifact zip path (default: the registry's uri).")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Optimizer steps (default: the registry's).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Artifact version (default: UTC now).")
+    ] = None,
+    evaluate_days: Annotated[
+        int,
+        typer.Option(
+            help="Score 24 h forecasts against persistence on this many held-out days "
+            "(starting one day after --end); 0 skips."
+        ),
+    ] = 0,
+    registry: RegistryDir = DEFAULT_REGISTRY_DIR,
+) -> None:
+    """Train a registry model on simulator history and write its artifact."""
+    import pandas as pd
+
+    # torch/neuralop are imported only when training.
+    from model_registry.training import evaluate_vs_persistence, simulate_history, train_fno
+    from weather_assets.simulator import Grid
+
+    spec = _spec(model_name, registry)
+    if spec.architecture not in ("fno", "sfno"):
+        _fail(f"model {model_name!r} has architecture {spec.architecture!r}; only fno/sfno train")
+    if out is None:
+        location = spec.artifact_location
+        if location is None or spec.artifact is None or spec.artifact.is_remote:
+            _fail(f"model {model_name!r} has no local artifact path; pass --out")
+        out = Path(location)
+    tr = spec.training.model_dump() if spec.training else {}
+    grid_step = float(tr.pop("grid_step", 2.0))
+    grid = Grid(-90.0, 90.0, 0.0, 360.0 - grid_step, grid_step)
+    if steps is not None:
+        tr["steps"] = steps
+    levels = sorted({lev for v in spec.input_variables for lev in v.levels})
+    result = train_fno(
+        start,
+        end,
+        out=out,
+        name=spec.name,
+        architecture=spec.architecture,
+        grid=grid,
+        levels=levels,
+        timestep=spec.timestep,
+        features=spec.input_features,
+        version=version,
+        command=shlex.join(["wxplat", *sys.argv[1:]]) if sys.argv else None,
+        **tr,
+    )
+    typer.echo(
+        f"trained {spec.name} in {result.seconds:.1f} s (final loss {result.losses[-1]:.4g})"
+    )
+    if evaluate_days > 0:
+        first = pd.Timestamp(end) + pd.Timedelta(days=1)
+        held_out = simulate_history(
+            first, first + pd.Timedelta(days=evaluate_days, hours=24), spec.timestep, grid, levels
+        )
+        scores = evaluate_vs_persistence(
+            result.model, result.stats, held_out, result.features, timestep=spec.timestep
+        )
+        typer.echo(f"24 h RMSE on held-out cycles from {first:%Y-%m-%d} ({evaluate_days} days):")
+        typer.echo("| feature | model | persistence | ratio |\n|---|---:|---:|---:|")
+        for feature, (model_rmse, pers_rmse) in scores.items():
+            ratio = model_rmse / pers_rmse
+            typer.echo(f"| {feature} | {model_rmse:.4g} | {pers_rmse:.4g} | {ratio:.3f} |")
+    typer.echo(f"{result.path}")
+    typer.echo(f"sha256 {result.sha256}")
+
+
+@artifact_app.command("build")
+def artifact_build(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help=f"Directory with {MODEL_CONFIG}, stats/stats.zarr, optional {WEIGHTS} and "
+            f"{CLI_ARGS}. {MODEL_CONFIG} holds name, architecture, hyperparameters, "
+            "input_features, output_features, timestep and grid (latitude/longitude: "
+            "first, step, size)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Artifact zip to write.")],
+    version: Annotated[
+        str | None, typer.Option(help="Artifact version (default: UTC now).")
+    ] = None,
+) -> None:
+    """Package a model directory as an inference artifact."""
+    import torch
+    import xarray as xr
+
+    config_path = source / MODEL_CONFIG
+    if not config_path.is_file():
+        _fail(f"{config_path} not found")
+    config: dict[str, Any] = yaml.safe_load(config_path.read_text()) or {}
+    missing = [k for k in ("name", "architecture", "input_features", "timestep") if k not in config]
+    if missing:
+        _fail(f"{config_path}: missing field(s) {', '.join(missing)}")
+    stats_path = source / "stats" / "stats.zarr"
+    if not stats_path.exists():
+        _fail(f"{stats_path} not found")
+    weights = None
+    if (source / WEIGHTS).is_file():
+        try:
+            weights = torch.load(source / WEIGHTS, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types; all mean "not a state_dict"
+            _fail(f"{source / WEIGHTS} is not a loadable state_dict ({exc})")
+    cli_args = {}
+    if (source / CLI_ARGS).is_file():
+        cli_args = yaml.safe_load((source / CLI_ARGS).read_text()) or {}
+    with xr.open_zarr(stats_path) as ds:
+        stats = ds.load()
+    grid = GridSummary.model_validate(config["grid"]) if config.get("grid") else None
+    try:
+        path = build_artifact(
+            out,
+            name=config["name"],
+            architecture=config["architecture"],
+            hyperparameters=config.get("hyperparameters", {}),
+            input_features=config["input_features"],
+            output_features=config.get("output_features", config["input_features"]),
+            timestep=str(config["timestep"]),
+            stats=stats,
+            state_dict=weights,
+            grid=grid,
+            version=version or config.get("version"),
+            model_config=config,
+            training_cli_args=cli_args,
+            training_data=config.get("training_data"),
+        )
+    except ArtifactError as exc:
+        _fail(str(exc))
+    typer.echo(f"{path}")
+    typer.echo(f"sha256 {sha256_file(path)}")
+
+
+@artifact_app.command("validate")
+def artifact_validate(
+    path: Annotated[Path, typer.Argument(help="Artifact zip.")],
+    sha256: Annotated[str | None, typer.Option(help="Expected sha256 of the zip.")] = None,
+) -> None:
+    """Check an artifact's safety, checksums, completeness and weights."""
+    try:
+        manifest = validate_artifact(path, expected_sha256=sha256)
+    except ArtifactError as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"OK {path}: {manifest.name} {manifest.version} ({manifest.architecture.name}, "
+        f"{len(manifest.files)} files) sha256 {sha256_file(path)}"
+    )
+
+
+@artifact_app.command("inspect")
+def artifact_inspect(
+    path: Annotated[Path, typer.Argument(help="Artifact zip.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
+) -> None:
+    """Print an artifact's manifest and archive facts."""
+    try:
+        info = inspect_artifact(path)
+    except ArtifactError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+    else:
+        typer.echo(yaml.safe_dump(info, sort_keys=False).rstrip())
+
+
+@registry_app.command("list")
+def registry_list(registry: RegistryDir = DEFAULT_REGISTRY_DIR) -> None:
+    """Table of registered models."""
+    try:
+        specs = load_registry(registry)
+    except RegistryError as exc:
+        _fail(str(exc))
+    header = (
+        "name",
+        "architecture",
+        "enabled",
+        "timestep",
+        "max_lead",
+        "members",
+        "gpu",
+        "artifact",
+    )
+    rows = [
+        (
+            s.name,
+            s.architecture,
+            "yes" if s.enabled else "no",
+            format_duration(s.timestep),
+            format_duration(s.max_lead_time),
+            str(s.members),
+            str(s.runtime.gpu),
+            s.artifact.uri if s.artifact else "-",
+        )
+        for s in specs
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@registry_app.command("validate")
+def registry_validate(registry: RegistryDir = DEFAULT_REGISTRY_DIR) -> None:
+    """Validate every registry entry; exit 1 with the first problem."""
+    try:
+        specs = load_registry(registry)
+    except RegistryError as exc:
+        _fail(str(exc))
+    typer.echo(f"OK {len(specs)} model(s) in {registry}: {', '.join(s.name for s in specs)}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,143 @@
+"""Load and validate the model registry: one YAML file per model in a directory.
+
+Errors are one sentence naming the file, the field and the reason, so that an operator
+can fix a broken entry without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from model_registry.spec import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REGISTRY_DIR = Path(__file__).resolve().parent / "models"
+
+
+class RegistryError(ValueError):
+    """A registry entry is malformed, invalid or duplicated."""
+
+
+def project_root_for(directory: Path) -> Path:
+    """Nearest ancestor holding ``pyproject.toml`` (where relative artifact paths start)."""
+    directory = Path(directory).resolve()
+    for candidate in (directory, *directory.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    return directory
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not str(p).startswith("function-")]
+    return ".".join(parts) or "<entry>"
+
+
+def _explain(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = _field(first["loc"])
+    if first["type"] == "extra_forbidden":
+        reason = "is not a known field"
+        parent_fields = ModelSpec.model_fields if len(first["loc"]) == 1 else None
+        if parent_fields is not None:
+            valid = sorted(k for k in parent_fields if k != "base_dir")
+            reason += f"; valid fields are: {', '.join(valid)}"
+    elif first["type"] == "missing":
+        reason = "is required but missing"
+    else:
+        reason = first["msg"].removeprefix("Value error, ")
+        if "input" in first and first["type"] not in ("value_error", "assertion_error"):
+            reason += f" (got {first['input']!r})"
+    more = len(err.errors()) - 1
+    extra = f" ({more} more problem{'s' if more > 1 else ''} after fixing this)" if more else ""
+    return f"{path}: field '{field}' {reason}{extra}."
+
+
+def load_spec(path: Path, base_dir: Path | None = None) -> ModelSpec:
+    """Parse one registry YAML file into a ``ModelSpec``; raise ``RegistryError`` if invalid."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read the file ({exc.strerror}).") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RegistryError(f"{path}: malformed YAML{where}: {problem}.") from exc
+    if not isinstance(data, dict):
+        raise RegistryError(
+            f"{path}: field '<entry>' must be a mapping of fields, got {type(data).__name__}."
+        )
+    base = base_dir if base_dir is not None else project_root_for(path.parent)
+    try:
+        spec = ModelSpec.model_validate({**data, "base_dir": base})
+    except ValidationError as exc:
+        raise RegistryError(_explain(path, exc)) from None
+    if spec.artifact is not None and spec.artifact.sha256 is None:
+        logger.warning(
+            "%s: artifact %s has no sha256; its actual file digest is used as the data version",
+            path,
+            spec.artifact.uri,
+        )
+    return spec
+
+
+def load_registry(
+    directory: Path | str = DEFAULT_REGISTRY_DIR, *, base_dir: Path | None = None
+) -> list[ModelSpec]:
+    """All entries (``*.yaml``/``*.yml``) of a registry directory, sorted by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RegistryError(f"{directory}: registry directory does not exist.")
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    specs: dict[str, tuple[ModelSpec, Path]] = {}
+    for path in files:
+        spec = load_spec(path, base_dir=base_dir)
+        if spec.name in specs:
+            other = specs[spec.name][1]
+            raise RegistryError(
+                f"{path}: field 'name' duplicates {spec.name!r}, already defined in {other}."
+            )
+        specs[spec.name] = (spec, path)
+    return [specs[name][0] for name in sorted(specs)]
+
+
+def get_spec(name: str, directory: Path | str = DEFAULT_REGISTRY_DIR) -> ModelSpec:
+    """One entry by name; ``KeyError`` listing the registered names when absent."""
+    specs = {s.name: s for s in load_registry(directory)}
+    if name not in specs:
+        raise KeyError(f"no model {name!r} in the registry; registered: {', '.join(specs)}")
+    return specs[name]
+
+
+def pool_for(spec: ModelSpec) -> str:
+    """Dagster concurrency pool of the model's forecast step."""
+    return "gpu" if spec.runtime.gpu > 0 else "cpu"
+
+
+def k8s_config(spec: ModelSpec) -> dict[str, Any]:
+    """Value of the ``dagster-k8s/config`` tag: resources, scheduling and image of the pod."""
+    rt = spec.runtime
+    requests: dict[str, str] = {"cpu": rt.cpu, "memory": rt.memory}
+    limits: dict[str, str] = {"cpu": rt.cpu, "memory": rt.memory}
+    if rt.gpu > 0:
+        # Extended resources must have requests == limits; Kubernetes defaults the request.
+        limits["nvidia.com/gpu"] = str(rt.gpu)
+    container: dict[str, Any] = {"resources": {"requests": requests, "limits": limits}}
+    if rt.image:
+        container["image"] = rt.image
+    pod_spec: dict[str, Any] = {}
+    if rt.node_selector:
+        pod_spec["node_selector"] = dict(rt.node_selector)
+    if rt.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in rt.tolerations]
+    config: dict[str, Any] = {"container_config": container}
+    if pod_spec:
+        config["pod_spec_config"] = pod_spec
+    return config

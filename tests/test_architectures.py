@@ -1,0 +1,204 @@
+"""Architecture table, tiny FNO/SFNO builds and the container runner through Dagster Pipes."""
+
+# No `from __future__ import annotations`: Dagster inspects the asset annotations at runtime.
+import sys
+import textwrap
+from datetime import UTC, datetime
+
+import dagster as dg
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from model_registry.architectures import (
+    ARCHITECTURES,
+    Persistence,
+    build_model,
+    container_command,
+    get_architecture,
+    new_model,
+)
+from model_registry.spec import ARCHITECTURE_NAMES, ModelSpec
+
+HP = {"n_modes": [4, 8], "hidden_channels": 4, "n_layers": 1}
+
+
+def test_table_matches_registry_schema():
+    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
+
+
+def test_unknown_architecture_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown architecture 'unet'; valid .*persistence, fno"):
+        get_architecture("unet")
+
+
+def test_persistence_is_zero_tendency():
+    x = torch.randn(2, 3, 5, 6)
+    model = build_model("persistence", {}, 3, 3)
+    assert torch.equal(model(x), torch.zeros_like(x))
+    assert isinstance(model, Persistence) and not list(model.parameters())
+
+
+def test_fno_builds_from_state_dict():
+    torch.manual_seed(0)
+    trained = new_model("fno", HP, 3, 3)
+    model = build_model("fno", HP, 3, 3, state_dict=trained.state_dict())
+    x = torch.randn(1, 3, 10, 18)
+    assert not model.training
+    with torch.no_grad():
+        assert torch.equal(model(x), trained.eval()(x))
+
+
+def test_fno_needs_fitting_weights():
+    with pytest.raises(ValueError, match="needs weights"):
+        build_model("fno", HP, 3, 3)
+    other = new_model("fno", {**HP, "hidden_channels": 6}, 3, 3).state_dict()
+    with pytest.raises(ValueError, match="weights do not fit architecture 'fno'"):
+        build_model("fno", HP, 3, 3, state_dict=other)
+    with pytest.raises(ValueError, match="'n_modes'"):
+        new_model("fno", {"hidden_channels": 4}, 3, 3)
+
+
+def test_sfno_tiny():
+    pytest.importorskip("torch_harmonics", reason="SFNO needs torch-harmonics")
+    torch.manual_seed(0)
+    trained = new_model("sfno", HP, 3, 3)
+    model = build_model("sfno", HP, 3, 3, state_dict=trained.state_dict())
+    out = model(torch.randn(1, 3, 10, 20))
+    assert out.shape == (1, 3, 10, 20) and torch.isfinite(out).all()
+
+
+def test_sfno_without_torch_harmonics_names_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_harmonics", None)  # import now raises ImportError
+    with pytest.raises(ImportError, match="torch-harmonics"):
+        new_model("sfno", HP, 3, 3)
+
+
+def test_container_has_no_torch_module():
+    with pytest.raises(ValueError, match="use run_container"):
+        new_model("container", {}, 3, 3)
+
+
+ENTRY_POINT = textwrap.dedent(
+    """
+    import argparse, os
+    import xarray as xr
+    from dagster_pipes import open_dagster_pipes
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--input")
+    parser.add_argument("--output")
+    parser.add_argument("--analysis-time")
+    args = parser.parse_args()
+    with open_dagster_pipes() as pipes:
+        ds = xr.open_zarr(args.input)
+        (ds * 2).to_zarr(args.output, mode="w", zarr_format=2)
+        pipes.log.info(f"wrote {args.output}")
+        pipes.report_asset_materialization(
+            metadata={
+                "analysis_time": args.analysis_time,
+                "env_time": os.environ["WXPLAT_ANALYSIS_TIME"],
+                "env_model": os.environ["WXPLAT_MODEL"],
+                "extra": os.environ["MODEL_FLAVOUR"],
+            }
+        )
+    """
+)
+
+
+def test_container_runs_locally_through_pipes(tmp_path):
+    from model_registry.architectures import run_container
+
+    script = tmp_path / "entry.py"
+    script.write_text(ENTRY_POINT)
+    src, dst = tmp_path / "in.zarr", tmp_path / "out.zarr"
+    xr.Dataset({"x": ("i", np.arange(3.0))}).to_zarr(src, zarr_format=2)
+    spec = ModelSpec.model_validate(
+        {
+            "name": "boxed",
+            "architecture": "container",
+            "container": {"command": [sys.executable, str(script)], "env": {"MODEL_FLAVOUR": "v"}},
+            "input_variables": [{"name": "2m_temperature"}],
+            "output_variables": [{"name": "2m_temperature"}],
+            "timestep": "6h",
+            "max_lead_time": "12h",
+        }
+    )
+    t0 = datetime(2026, 1, 1, 6, tzinfo=UTC)
+
+    @dg.asset(key=["forecast", "boxed"])
+    def boxed(context: dg.AssetExecutionContext, pipes_client: dg.PipesSubprocessClient):
+        invocation = run_container(
+            context,
+            spec,
+            client=pipes_client,
+            input_url=str(src),
+            output_url=str(dst),
+            analysis_time=t0,
+        )
+        return invocation.get_materialize_result()
+
+    result = dg.materialize([boxed], resources={"pipes_client": dg.PipesSubprocessClient()})
+    assert result.success
+    mat = result.asset_materializations_for_node("forecast__boxed")[0]
+    assert mat.metadata["analysis_time"].value == "2026-01-01T06:00:00Z"
+    assert mat.metadata["env_time"].value == "2026-01-01T06:00:00Z"
+    assert mat.metadata["env_model"].value == "boxed"
+    assert mat.metadata["extra"].value == "v"
+    np.testing.assert_array_equal(xr.open_zarr(dst)["x"].values, [0.0, 2.0, 4.0])
+    assert container_command(["run"], "i", "o", t0) == [
+        "run",
+        "--input",
+        "i",
+        "--output",
+        "o",
+        "--analysis-time",
+        "2026-01-01T06:00:00Z",
+    ]
+
+
+def test_container_on_kubernetes_builds_a_gpu_pod():
+    """The k8s path hands PipesK8sClient a pod spec that dagster-k8s turns into a valid pod."""
+    from dagster_k8s import PipesK8sClient
+    from dagster_k8s.pipes import build_pod_body
+
+    from model_registry.architectures import run_container
+
+    class Recording(PipesK8sClient):
+        def run(self, **kwargs):  # stands in for the cluster: record what would be launched
+            self.kwargs = kwargs
+            return kwargs
+
+    spec = ModelSpec.model_validate(
+        {
+            "name": "boxed",
+            "architecture": "container",
+            "container": {"command": ["python", "-m", "model.run"]},
+            "input_variables": [{"name": "2m_temperature"}],
+            "output_variables": [{"name": "2m_temperature"}],
+            "timestep": "6h",
+            "max_lead_time": "12h",
+            "runtime": {
+                "gpu": 1,
+                "node_selector": {"pool": "gpu"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+                "image": "ghcr.io/acme/model:1",
+            },
+        }
+    )
+    client = Recording()
+    t0 = datetime(2026, 1, 1, 6, tzinfo=UTC)
+    run_container(
+        None, spec, client=client, input_url="s3://b/in", output_url="s3://b/out", analysis_time=t0
+    )
+    kw = client.kwargs
+    assert kw["image"] == "ghcr.io/acme/model:1" and kw["env"]["WXPLAT_OUTPUT"] == "s3://b/out"
+    pod = build_pod_body("p", kw["image"], kw["command"], kw["env"], None, kw["base_pod_spec"])
+    container = pod.spec.containers[0]
+    assert container.resources.limits["nvidia.com/gpu"] == "1"
+    assert container.image == "ghcr.io/acme/model:1" and container.command[-1] == t0.strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert pod.spec.node_selector == {"pool": "gpu"}
+    assert pod.spec.tolerations[0].key == "nvidia.com/gpu"

@@ -1,0 +1,318 @@
+"""Rollout maths, ensembles, determinism, input checks and the forecast zarr layout."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from model_registry.architectures import Persistence, new_model
+from model_registry.artifact import GridSummary
+from weather_assets.canonical import features_of
+from weather_assets.forecast.normalize import (
+    compute_stats,
+    identity_stats,
+    stack_features,
+    standardize,
+)
+from weather_assets.forecast.rollout import (
+    check_grid,
+    forecast_encoding,
+    rollout,
+    run_forecast,
+    steps_to_dataset,
+    write_steps,
+)
+from weather_assets.simulator import Grid, simulate_state
+
+GRID = Grid(-90.0, 90.0, 0.0, 340.0, 20.0)  # 10 x 18
+SIX = timedelta(hours=6)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    hist = xr.concat([simulate_state(f"2026-01-01T{h:02d}", GRID) for h in (0, 6, 12)], "time")
+    features = features_of(hist)
+    states = stack_features(hist, features)
+    stats = compute_stats(states)
+    return {"features": features, "states": states, "stats": stats, "hist": hist}
+
+
+class Constant(torch.nn.Module):
+    """Predicts the same standardized tendency everywhere."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        return torch.full_like(x, self.value)
+
+
+def tiny_fno(n: int) -> torch.nn.Module:
+    torch.manual_seed(1)
+    return new_model("fno", {"n_modes": [4, 8], "hidden_channels": 4, "n_layers": 1}, n, n).eval()
+
+
+def test_persistence_repeats_initial_state(setup):
+    f = setup["features"]
+    x0 = setup["states"].isel(time=0).values
+    steps = list(rollout(x0, Persistence(), identity_stats(f), 3, features=f, timestep=SIX))
+    assert [s.lead_time for s in steps] == [SIX, 2 * SIX, 3 * SIX]
+    for s in steps:
+        assert s.state.shape == (1, *x0.shape) and s.state.dtype == np.float32
+        np.testing.assert_array_equal(s.state[0], x0)
+
+
+def test_residual_maths(setup):
+    # x[t+1] = x[t] + diff_mean + diff_std * model(s): a constant output c adds k*(dm + ds*c).
+    f, stats = setup["features"], setup["stats"]
+    x0 = setup["states"].isel(time=[0])
+    s0 = standardize(x0, stats).values[0]
+    steps = list(rollout(s0, Constant(0.5), stats, 2, features=f, timestep=SIX))
+    dm = stats["state__train__diff_mean"].values[:, None, None]
+    ds = stats["state__train__diff_std"].values[:, None, None]
+    expected = x0.values[0] + 2 * (dm + ds * 0.5)
+    np.testing.assert_allclose(steps[-1].state[0], expected, rtol=1e-5)
+
+
+def test_rollout_is_lazy(setup):
+    f, stats = setup["features"], setup["stats"]
+    calls = []
+
+    class Counting(Persistence):
+        def forward(self, x):
+            calls.append(1)
+            return super().forward(x)
+
+    gen = rollout(
+        np.zeros((len(f), 10, 18), np.float32), Counting(), stats, 50, features=f, timestep=SIX
+    )
+    next(gen)
+    assert len(calls) == 1  # one lead time computed per item pulled
+
+
+def test_deterministic_on_cpu(setup):
+    f, stats = setup["features"], setup["stats"]
+    s0 = standardize(setup["states"].isel(time=[0]), stats).values
+    runs = [
+        [
+            s.state.tobytes()
+            for s in rollout(
+                s0, tiny_fno(len(f)), stats, 3, features=f, timestep=SIX, members=2, device="cpu"
+            )
+        ]
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+
+
+def test_ensemble_control_and_perturbations(setup):
+    f, stats = setup["features"], setup["stats"]
+    s0 = standardize(setup["states"].isel(time=[0]), stats).values
+    model = tiny_fno(len(f))
+    control = list(rollout(s0, model, stats, 2, features=f, timestep=SIX))[-1].state
+    ens = list(rollout(s0, model, stats, 2, features=f, timestep=SIX, members=3, seed=7))[-1].state
+    assert ens.shape[0] == 3
+    # Batched and single-member convolutions round differently in the last bits only.
+    np.testing.assert_allclose(ens[0], control[0], rtol=1e-5, atol=1e-4)
+    assert not np.allclose(ens[1], ens[0]) and not np.allclose(ens[2], ens[1])
+    again = list(rollout(s0, model, stats, 2, features=f, timestep=SIX, members=3, seed=7))
+    np.testing.assert_array_equal(again[-1].state, ens)
+    other = list(rollout(s0, model, stats, 2, features=f, timestep=SIX, members=3, seed=8))
+    assert not np.array_equal(other[-1].state[1], ens[1])
+
+
+def test_nan_input_fails_before_compute(setup):
+    f, stats = setup["features"], setup["stats"]
+    x0 = np.zeros((len(f), 10, 18), np.float32)
+    x0[3, 2, 2] = np.nan
+
+    class Exploding(torch.nn.Module):
+        def forward(self, x):
+            raise AssertionError("model must not run on NaN input")
+
+    with pytest.raises(ValueError, match="NaN .*mean_sea_level_pressure"):
+        next(rollout(x0, Exploding(), stats, 2, features=f, timestep=SIX))
+
+
+def test_grid_mismatch_names_both_grids(setup):
+    grid = GridSummary.from_coords(np.arange(-90, 91, 10.0), np.arange(0, 360, 10.0))
+    lat, lon = setup["states"]["latitude"].values, setup["states"]["longitude"].values
+    with pytest.raises(ValueError) as err:
+        check_grid(lat, lon, grid)
+    assert "input grid 10x18" in str(err.value) and "artifact grid 19x36" in str(err.value)
+    check_grid(lat, lon, GridSummary.from_coords(lat, lon))  # same grid: no error
+
+
+def test_forecast_layout(setup):
+    f = setup["features"]
+    x0 = setup["states"].isel(time=0).values
+    kw = dict(
+        analysis_time="2026-01-01T06:00",
+        features=f,
+        latitude=GRID.latitude,
+        longitude=GRID.longitude,
+    )
+    ds = steps_to_dataset(
+        rollout(x0, Persistence(), identity_stats(f), 3, features=f, timestep=SIX), **kw
+    )
+    assert set(ds.data_vars) == set(setup["hist"].data_vars)
+    assert ds["geopotential"].dims == ("time", "lead_time", "level", "latitude", "longitude")
+    assert ds["2m_temperature"].dims == ("time", "lead_time", "latitude", "longitude")
+    assert ds["lead_time"].dtype.kind == "m" and ds.sizes["time"] == 1
+    np.testing.assert_array_equal(
+        ds["valid_time"].values[0],
+        np.array(["2026-01-01T12", "2026-01-01T18", "2026-01-02T00"], dtype="datetime64[ns]"),
+    )
+    assert ds["temperature"].attrs["units"] == "K"
+    assert ds["time"].attrs["standard_name"] == "forecast_reference_time"
+    enc = forecast_encoding(ds)
+    assert enc["geopotential"]["chunks"] == (1, 1, 2, 10, 18)
+    ens = steps_to_dataset(
+        rollout(x0, Persistence(), identity_stats(f), 1, features=f, timestep=SIX, members=2),
+        ensemble=True,
+        **kw,
+    )
+    assert ens["temperature"].dims == (
+        "time",
+        "lead_time",
+        "member",
+        "level",
+        "latitude",
+        "longitude",
+    )
+    assert forecast_encoding(ens)["temperature"]["chunks"] == (1, 1, 1, 2, 10, 18)
+
+
+def test_write_matches_in_memory_and_is_chunked_per_lead(setup, tmp_path):
+    f, stats = setup["features"], setup["stats"]
+    normalized = standardize(setup["states"].isel(time=[1]), stats)
+    store = tmp_path / "fc.zarr"
+    summary = run_forecast(
+        normalized,
+        tiny_fno(len(f)),
+        stats,
+        steps=3,
+        timestep=SIX,
+        stores=[str(store)],
+        attrs={"model": "tiny"},
+    )
+    assert summary.steps == 3 and len(summary.step_seconds) == 3 and summary.nbytes > 0
+    assert (store / ".zmetadata").is_file()  # the platform's "complete" marker
+    written = xr.open_zarr(store, consolidated=True)
+    assert written.attrs["model"] == "tiny"
+    assert written["geopotential"].encoding["chunks"] == (1, 1, 2, 10, 18)
+    expected = steps_to_dataset(
+        rollout(normalized.values, tiny_fno(len(f)), stats, 3, features=f, timestep=SIX),
+        analysis_time=normalized["time"].values[0],
+        features=f,
+        latitude=normalized["latitude"].values,
+        longitude=normalized["longitude"].values,
+    )
+    for var in expected.data_vars:
+        np.testing.assert_array_equal(written[var].values, expected[var].values)
+    np.testing.assert_array_equal(written["valid_time"].values, expected["valid_time"].values)
+
+
+def test_write_one_store_per_member(setup, tmp_path):
+    f = setup["features"]
+    x0 = setup["states"].isel(time=0).values
+    stores = [str(tmp_path / f"m{k}.zarr") for k in range(2)]
+    write_steps(
+        rollout(
+            x0,
+            Persistence(),
+            identity_stats(f),
+            2,
+            features=f,
+            timestep=SIX,
+            members=2,
+            perturbation=1.0,
+        ),
+        stores,
+        analysis_time="2026-01-01",
+        features=f,
+        latitude=GRID.latitude,
+        longitude=GRID.longitude,
+    )
+    m0, m1 = (xr.open_zarr(s) for s in stores)
+    assert "member" not in m0.dims and m0.sizes["lead_time"] == 2
+    np.testing.assert_array_equal(
+        m0["2m_temperature"].values[0, 0], setup["hist"]["2m_temperature"].values[0]
+    )
+    assert not np.array_equal(m1["2m_temperature"].values, m0["2m_temperature"].values)
+
+
+def test_wrong_shapes(setup):
+    f, stats = setup["features"], setup["stats"]
+    with pytest.raises(ValueError, match=r"initial state must be \(1, 8, lat, lon\)"):
+        next(
+            rollout(
+                np.zeros((3, 10, 18), np.float32), Persistence(), stats, 1, features=f, timestep=SIX
+            )
+        )
+    with pytest.raises(ValueError, match="model output"):
+        next(
+            rollout(
+                np.zeros((8, 10, 18), np.float32),
+                Persistence(out_channels=2),
+                stats,
+                1,
+                features=f,
+                timestep=SIX,
+            )
+        )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(setup):
+    f, stats = setup["features"], setup["stats"]
+    s0 = standardize(setup["states"].isel(time=[0]), stats).values
+    cpu = list(rollout(s0, tiny_fno(len(f)), stats, 2, features=f, timestep=SIX, device="cpu"))
+    gpu = list(rollout(s0, tiny_fno(len(f)), stats, 2, features=f, timestep=SIX, device="cuda"))
+    np.testing.assert_allclose(gpu[-1].state, cpu[-1].state, rtol=1e-3, atol=1e-2)
+
+
+def test_model_failure_mid_rollout_propagates(setup, tmp_path):
+    f = setup["features"]
+
+    class FailsSecond(Persistence):
+        calls = 0
+
+        def forward(self, x):
+            FailsSecond.calls += 1
+            if FailsSecond.calls == 2:
+                raise RuntimeError("device lost")
+            return super().forward(x)
+
+    x0 = setup["states"].isel(time=0).values
+    with pytest.raises(RuntimeError, match="device lost"):
+        write_steps(
+            rollout(x0, FailsSecond(), identity_stats(f), 4, features=f, timestep=SIX),
+            [str(tmp_path / "fc.zarr")],
+            analysis_time="2026-01-01",
+            features=f,
+            latitude=GRID.latitude,
+            longitude=GRID.longitude,
+        )
+    assert not (tmp_path / "fc.zarr" / ".zmetadata").exists()  # never marked complete
+
+
+def test_writer_failure_propagates(setup, tmp_path):
+    f = setup["features"]
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    x0 = setup["states"].isel(time=0).values
+    with pytest.raises(OSError):
+        write_steps(
+            rollout(x0, Persistence(), identity_stats(f), 6, features=f, timestep=SIX),
+            [str(blocker / "fc.zarr")],
+            analysis_time="2026-01-01",
+            features=f,
+            latitude=GRID.latitude,
+            longitude=GRID.longitude,
+        )

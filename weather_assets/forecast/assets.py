@@ -1,0 +1,494 @@
+"""Per-model Dagster assets, generated from one registry entry by ``build_model_assets``.
+
+For a model ``<name>``:
+
+- ``model_artifact/<name>`` (unpartitioned, observable source asset; none for persistence):
+  observing it hashes the artifact, and its sha256 is the data version, so a new artifact
+  makes every downstream forecast show as stale in the UI.
+- ``normalized/<name>`` (per analysis time): the raw inputs stacked into the model's feature
+  order and standardized with the artifact's statistics.
+- ``forecast/<name>`` (per analysis time): the rollout to the model's max lead time, written
+  lead time by lead time into a staged store that is committed atomically.
+
+Artifacts are loaded at run time only: a missing or tampered artifact fails that model's
+steps with the artifact's error, never the loading of the definitions.
+"""
+
+# No `from __future__ import annotations`: Dagster inspects asset annotations at runtime.
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import xarray as xr
+
+from model_registry.architectures import build_model, run_container
+from model_registry.artifact import LoadedArtifact, fetch_artifact, load_artifact
+from model_registry.registry import k8s_config, pool_for
+from model_registry.spec import ModelSpec, format_duration
+from resources.storage import StorageResource, dataset_checksum
+from weather_assets import paths
+from weather_assets.forecast.normalize import (
+    FEATURE_DIM,
+    identity_stats,
+    stack_features,
+    standardize,
+)
+from weather_assets.forecast.rollout import check_finite, check_grid, run_forecast
+from weather_assets.ingest.layout import open_raw_inputs
+from weather_assets.partitions import partition_key_to_time
+from weather_assets.settings import PlatformSettings
+
+NORMALIZED_CODE_VERSION = "1"
+FORECAST_CODE_VERSION = "1"
+DEFAULT_MODEL_CONFIG = "default"  # path component of models without an artifact
+GROUP = "forecast"
+ARTIFACT_GROUP = "model_artifacts"
+
+
+# ---------------------------------------------------------------------------------------------
+# keys, paths and artifacts (shared with checks.py)
+
+
+def artifact_key(spec: ModelSpec) -> dg.AssetKey:
+    """Key of the model's artifact source asset."""
+    return dg.AssetKey(["model_artifact", spec.name])
+
+
+def normalized_key(spec: ModelSpec) -> dg.AssetKey:
+    """Key of the model's normalized-input asset."""
+    return dg.AssetKey(["normalized", spec.name])
+
+
+def forecast_key(spec: ModelSpec) -> dg.AssetKey:
+    """Key of the model's forecast asset."""
+    return dg.AssetKey(["forecast", spec.name])
+
+
+def artifact_cache_dir(settings: PlatformSettings) -> Path:
+    """Where remote artifacts are downloaded (named by sha256)."""
+    return settings.home / "artifacts"
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str, size: int, mtime_ns: int, sha256: str | None) -> LoadedArtifact:
+    # Keyed on the file's size and mtime too, so a retrained local artifact is reloaded.
+    return load_artifact(path, expected_sha256=sha256)
+
+
+def load_model_artifact(spec: ModelSpec, settings: PlatformSettings) -> LoadedArtifact | None:
+    """The spec's validated artifact (fetched and cached), or None when it has none."""
+    if spec.artifact is None or spec.artifact_location is None:
+        return None
+    path, _ = fetch_artifact(
+        spec.artifact_location, spec.artifact.sha256, artifact_cache_dir(settings)
+    )
+    st = path.stat()
+    loaded = _load_cached(str(path), st.st_size, st.st_mtime_ns, spec.artifact.sha256)
+    problems = []
+    if list(loaded.manifest.input_features) != spec.input_features:
+        problems.append(
+            f"input features {list(loaded.manifest.input_features)} != registry "
+            f"{spec.input_features}"
+        )
+    if list(loaded.manifest.output_features) != spec.output_features:
+        problems.append("output features differ from the registry's")
+    if loaded.manifest.timestep != spec.timestep:
+        problems.append(
+            f"timestep {format_duration(loaded.manifest.timestep)} != registry "
+            f"{format_duration(spec.timestep)}"
+        )
+    if loaded.manifest.architecture.name != spec.architecture:
+        problems.append(
+            f"architecture {loaded.manifest.architecture.name!r} != registry {spec.architecture!r}"
+        )
+    if problems:
+        raise ValueError(f"artifact {path} does not fit model {spec.name!r}: {'; '.join(problems)}")
+    return loaded
+
+
+def model_config_of(loaded: LoadedArtifact | None) -> str:
+    """The ``model_config`` path component: the artifact version, else ``default``."""
+    return loaded.version if loaded is not None else DEFAULT_MODEL_CONFIG
+
+
+def store_relpath(
+    spec: ModelSpec,
+    settings: PlatformSettings,
+    analysis_time: datetime,
+    model_config: str,
+    data_kind: str,
+    member: int = 0,
+) -> str:
+    """Path of one of the model's stores, in the platform's path convention."""
+    return paths.create_path(
+        model_name=spec.name,
+        model_config=model_config,
+        bbox=settings.bbox,
+        resolution=settings.grid_resolution,
+        analysis_time=analysis_time,
+        data_kind=data_kind,
+        member=member,
+    )
+
+
+def forecast_members(spec: ModelSpec) -> list[int]:
+    """Members stored separately (``member<k>``); container models write one store."""
+    return [0] if spec.architecture == "container" else list(range(spec.members))
+
+
+def open_forecast(
+    storage: StorageResource, spec: ModelSpec, settings: PlatformSettings, analysis_time: datetime
+) -> xr.Dataset:
+    """A committed forecast, lazily; per-member stores joined along a ``member`` dim."""
+    loaded = load_model_artifact(spec, settings)
+    config = model_config_of(loaded)
+    members = forecast_members(spec)
+    stores = [
+        storage.open_zarr(store_relpath(spec, settings, analysis_time, config, "forecast", m))
+        for m in members
+    ]
+    if len(stores) == 1:
+        return stores[0]
+    joined = xr.concat(stores, dim=xr.DataArray(members, dims="member", name="member"))
+    # The forecast layout puts member after (time, lead_time), before level and the grid.
+    return joined.transpose("time", "lead_time", "member", ...)
+
+
+def _output_version(spec: ModelSpec) -> str:
+    # What changes the numbers (not the pod size): steps, members, variables, architecture.
+    fields = spec.model_dump(
+        mode="json",
+        include={
+            "architecture",
+            "input_variables",
+            "output_variables",
+            "timestep",
+            "max_lead_time",
+            "members",
+            "container",
+        },
+    )
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+
+
+# ---------------------------------------------------------------------------------------------
+# the factory
+
+
+class ForecastConfig(dg.Config):
+    """Run configuration of a forecast step."""
+
+    force: bool = False  # recompute even if the same inputs already produced a forecast
+    device: str | None = None  # e.g. "cpu" or "cuda:1"; default: CUDA when available
+
+
+def build_model_assets(
+    spec: ModelSpec,
+    *,
+    partitions_def: dg.PartitionsDefinition,
+    raw_inputs_key: dg.AssetKey,
+    settings: PlatformSettings,
+    automation_condition: dg.AutomationCondition | None = None,
+) -> list:
+    """Artifact source asset (if any), normalized and forecast assets and checks of one model.
+
+    Container models need a ``pipes_client`` resource (``PipesSubprocessClient`` locally,
+    ``dagster_k8s.PipesK8sClient`` on Kubernetes).
+    """
+    from weather_assets.forecast.checks import build_forecast_checks
+
+    name = spec.name
+    out: list = []
+    upstream_artifact: list[dg.AssetKey] = []
+    if spec.artifact is not None:
+        out.append(_artifact_asset(spec, settings))
+        upstream_artifact.append(artifact_key(spec))
+    static_md = {
+        "model": name,
+        "architecture": spec.architecture,
+        "timestep": format_duration(spec.timestep),
+        "max_lead_time": format_duration(spec.max_lead_time),
+        "members": spec.members,
+        "artifact_uri": spec.artifact.uri if spec.artifact else "none",
+    }
+
+    @dg.asset(
+        key=normalized_key(spec),
+        deps=[raw_inputs_key, *upstream_artifact],
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        code_version=NORMALIZED_CODE_VERSION,
+        kinds={"xarray", "zarr"},
+        metadata=static_md,
+        automation_condition=automation_condition,
+        description=f"Inputs of {name}: raw inputs stacked to its features and standardized.",
+        required_resource_keys={"storage"},
+    )
+    def normalized(context: dg.AssetExecutionContext):
+        """The model's standardized input tensor (time, state_feature, latitude, longitude)."""
+        t = partition_key_to_time(context.partition_key)
+        loaded = load_model_artifact(spec, settings)  # fails here, before reading data
+        store = context.resources.storage.storage()
+        raw = open_raw_inputs(store, settings, t)
+        if "member" in raw.dims:
+            # Ensemble analyses: the control initializes; members come from perturbations.
+            raw = raw.isel(member=0, drop=True)
+        _check_time(raw, t)
+        states = stack_features(raw, spec.input_features).load()
+        check_finite(states.values, spec.input_features)
+        if loaded is not None:
+            check_grid(states["latitude"].values, states["longitude"].values, loaded.manifest.grid)
+        stats = loaded.stats if loaded is not None else identity_stats(spec.input_features)
+        z = standardize(states, stats)
+        z = z.assign_coords({FEATURE_DIM: np.asarray(spec.input_features, dtype=object)})
+        ds = z.to_dataset(name="state")
+        ds.attrs.update(model=name, artifact_sha256=loaded.sha256 if loaded else "none")
+        relpath = store_relpath(spec, settings, t, model_config_of(loaded), "normalized")
+        written = store.write_zarr(
+            ds, relpath, encoding={"state": {"chunks": (1, 1, *z.shape[2:])}}
+        )
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(written.checksum[:16]),
+            metadata={
+                "path": dg.MetadataValue.path(written.url),
+                "features": ", ".join(spec.input_features),
+                "shape": str(dict(z.sizes)),
+                "artifact_version": model_config_of(loaded),
+                "artifact_sha256": loaded.sha256 if loaded else "none",
+                "bytes": written.nbytes,
+                "sha256": written.checksum,
+            },
+        )
+
+    @dg.asset(
+        key=forecast_key(spec),
+        deps=[normalized_key(spec), *upstream_artifact],
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        code_version=f"{FORECAST_CODE_VERSION}-{_output_version(spec)}",
+        kinds={"pytorch" if spec.architecture != "container" else "docker", "zarr"},
+        op_tags={"dagster-k8s/config": k8s_config(spec)},
+        pool=pool_for(spec),
+        metadata=static_md,
+        automation_condition=automation_condition,
+        # Container models also need a Pipes client (subprocess locally, pod on Kubernetes).
+        required_resource_keys={"storage", "pipes_client"}
+        if spec.architecture == "container"
+        else {"storage"},
+        description=f"Forecast of {name} to {format_duration(spec.max_lead_time)}.",
+    )
+    def forecast(context: dg.AssetExecutionContext, config: ForecastConfig):
+        """The model's rollout to its max lead time, one chunk per lead time and variable."""
+        t = partition_key_to_time(context.partition_key)
+        loaded = load_model_artifact(spec, settings)
+        model_config = model_config_of(loaded)
+        store = context.resources.storage.storage()
+        input_rel = store_relpath(spec, settings, t, model_config, "normalized")
+        if not store.exists(input_rel):
+            raise FileNotFoundError(
+                f"normalized input of {name} for {context.partition_key} is missing at "
+                f"{store.url(input_rel)}; materialize {normalized_key(spec).to_user_string()} "
+                "first"
+            )
+        normalized_ds = store.open_zarr(input_rel)
+        out_rels = [
+            store_relpath(spec, settings, t, model_config, "forecast", m)
+            for m in forecast_members(spec)
+        ]
+        fingerprint = _fingerprint(spec, loaded, normalized_ds)
+        if not config.force and _already_done(store, out_rels, fingerprint):
+            context.log.info(f"{name} {context.partition_key}: same inputs already forecast")
+            return dg.MaterializeResult(
+                metadata={
+                    **_artifact_md(loaded),
+                    "path": dg.MetadataValue.path(store.url(out_rels[0])),
+                    "skipped": True,
+                    "fingerprint": fingerprint,
+                }
+            )
+        attrs = {
+            "model": name,
+            "architecture": spec.architecture,
+            "artifact_version": model_config,
+            "artifact_sha256": loaded.sha256 if loaded else "none",
+            "fingerprint": fingerprint,
+        }
+        t0 = time.perf_counter()
+        if spec.architecture == "container":
+            md = _run_container_step(context, spec, store, input_rel, out_rels[0], t)
+        else:
+            hp = loaded.manifest.architecture.hyperparameters if loaded else {}
+            model = build_model(
+                spec.architecture,
+                hp,
+                len(spec.input_features),
+                len(spec.output_features),
+                state_dict=loaded.state_dict if loaded else None,
+            )
+            stats = loaded.stats if loaded is not None else identity_stats(spec.input_features)
+            normalized = normalized_ds["state"].load()
+            with ExitStack() as stack:
+                urls = [stack.enter_context(store.staged_zarr(rel)) for rel in out_rels]
+                summary = run_forecast(
+                    normalized,
+                    model,
+                    stats,
+                    steps=spec.steps,
+                    timestep=spec.timestep,
+                    stores=urls,
+                    members=spec.members,
+                    grid=loaded.manifest.grid if loaded else None,
+                    device=config.device,
+                    attrs=attrs,
+                    storage_options=store.storage_options or None,
+                )
+            md = {
+                "device": summary.device,
+                "steps": summary.steps,
+                "members": summary.members,
+                "seconds_per_step": round(summary.mean_step_seconds, 4),
+                "step_seconds": [round(s, 4) for s in summary.step_seconds],
+                "write_seconds": round(summary.write_seconds, 3),
+                "bytes_written": summary.nbytes,
+            }
+        wall = time.perf_counter() - t0
+        context.log.info(f"{name} {context.partition_key}: forecast written in {wall:.1f} s")
+        return dg.MaterializeResult(
+            metadata={
+                **_artifact_md(loaded),
+                **md,
+                "wall_seconds": round(wall, 3),
+                "path": dg.MetadataValue.path(store.url(out_rels[0])),
+                "stores": len(out_rels),
+                "fingerprint": fingerprint,
+            }
+        )
+
+    out.extend([normalized, forecast])
+    out.extend(build_forecast_checks(spec, settings=settings, asset_key=forecast_key(spec)))
+    return out
+
+
+def build_registry_assets(
+    specs: Sequence[ModelSpec],
+    *,
+    partitions_def: dg.PartitionsDefinition,
+    raw_inputs_key: dg.AssetKey,
+    settings: PlatformSettings,
+    automation_condition: dg.AutomationCondition | None = None,
+) -> list:
+    """``build_model_assets`` over every enabled registry entry."""
+    out: list = []
+    for spec in specs:
+        if spec.enabled:
+            out.extend(
+                build_model_assets(
+                    spec,
+                    partitions_def=partitions_def,
+                    raw_inputs_key=raw_inputs_key,
+                    settings=settings,
+                    automation_condition=automation_condition,
+                )
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers of the assets
+
+
+def _artifact_asset(spec: ModelSpec, settings: PlatformSettings):
+    @dg.observable_source_asset(
+        key=artifact_key(spec),
+        group_name=ARTIFACT_GROUP,
+        description=f"Inference artifact of {spec.name} ({spec.artifact.uri}); data version = "
+        "its sha256.",
+        metadata={"uri": spec.artifact.uri, "pinned_sha256": spec.artifact.sha256 or "none"},
+    )
+    def model_artifact(context):
+        """Hash the artifact: a new sha256 marks the model's forecasts stale."""
+        path, digest = fetch_artifact(
+            spec.artifact_location, spec.artifact.sha256, artifact_cache_dir(settings)
+        )
+        if spec.artifact.sha256 is None:
+            context.log.warning(
+                f"{spec.name}: no sha256 pinned in the registry; using the file's digest {digest}"
+            )
+        return dg.ObserveResult(
+            data_version=dg.DataVersion(digest),
+            metadata={
+                "sha256": digest,
+                "path": dg.MetadataValue.path(str(path)),
+                "bytes": path.stat().st_size,
+            },
+        )
+
+    return model_artifact
+
+
+def _check_time(raw: xr.Dataset, t: datetime) -> None:
+    # The model starts from the partition's analysis; anything else is a wiring error.
+    expected = np.datetime64(t.replace(tzinfo=None), "ns")
+    times = raw["time"].values
+    if times.size != 1 or times[0] != expected:
+        raise ValueError(
+            f"raw inputs hold time(s) {[str(v) for v in times]}, expected the analysis time "
+            f"{paths.format_analysis_time(t)}"
+        )
+
+
+def _fingerprint(spec: ModelSpec, loaded: LoadedArtifact | None, normalized: xr.Dataset) -> str:
+    parts = [
+        FORECAST_CODE_VERSION,
+        _output_version(spec),
+        loaded.sha256 if loaded else "none",
+        dataset_checksum(normalized[["state"]].load()),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _already_done(store, relpaths: Sequence[str], fingerprint: str) -> bool:
+    # Idempotency: an existing forecast made from the same inputs and code is kept.
+    for rel in relpaths:
+        if not store.exists(rel):
+            return False
+        with store.open_zarr(rel) as ds:
+            if ds.attrs.get("fingerprint") != fingerprint:
+                return False
+    return True
+
+
+def _artifact_md(loaded: LoadedArtifact | None) -> dict:
+    if loaded is None:
+        return {"artifact_name": "none", "artifact_version": DEFAULT_MODEL_CONFIG}
+    return {
+        "artifact_name": loaded.name,
+        "artifact_version": loaded.version,
+        "artifact_sha256": loaded.sha256,
+    }
+
+
+def _run_container_step(context, spec, store, input_rel, output_rel, t) -> dict:
+    """Run an external model image through Pipes into a staged store."""
+    client = context.resources.pipes_client
+    with store.staged_zarr(output_rel) as url:
+        invocation = run_container(
+            context,
+            spec,
+            client=client,
+            input_url=store.url(input_rel),
+            output_url=url,
+            analysis_time=t,
+        )
+        reported = {}
+        for result in invocation.get_results():
+            reported.update({k: v for k, v in (getattr(result, "metadata", None) or {}).items()})
+    return {"runner": type(client).__name__, **reported}
