@@ -30,6 +30,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 dev: install
+	DAGSTER_HOME=$(CURDIR)/.wxplat/dagster $(VENV)/bin/wxplat instance
 	DAGSTER_HOME=$(CURDIR)/.wxplat/dagster $(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:

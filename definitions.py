@@ -8,11 +8,12 @@ import dagster as dg
 
 from model_registry.registry import load_registry
 from resources.dask import DaskResource
-from resources.execution import executor_for
+from resources.execution import executor_for, pipes_client_for
 from resources.storage import StorageResource
 from resources.upstream import UpstreamSource
 from weather_assets.alerts import build_failure_sensor
 from weather_assets.forecast.assets import build_registry_assets
+from weather_assets.forecast.sensors import build_artifact_sensor
 from weather_assets.ingest.assets import build_ingest_assets, raw_inputs_key, upstream_key
 from weather_assets.ingest.checks import build_ingest_checks
 from weather_assets.ingest.freshness import build_freshness
@@ -64,6 +65,8 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             minimum_interval_seconds=30,
         ),
     ]
+    # A replaced artifact (new sha256) turns its model's forecasts stale within a tick.
+    sensors.append(build_artifact_sensor(specs, settings=settings))
     resources = {
         "storage": StorageResource(
             root=settings.storage_root, endpoint_url=settings.storage_endpoint_url
@@ -76,6 +79,8 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             variables=list(settings.upstream_variables) if settings.upstream_variables else None,
         ),
         "dask": DaskResource(scheduler_address=settings.dask_scheduler_address),
+        # Models that bring their own container: a subprocess locally, a pod on Kubernetes.
+        "pipes_client": pipes_client_for(settings),
     }
     return dg.Definitions(
         assets=assets,

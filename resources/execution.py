@@ -123,6 +123,15 @@ def apply_pool_limits(instance: dg.DagsterInstance, limits: dict[str, int]) -> d
     return {pool: storage.get_concurrency_info(pool).slot_count for pool in limits}
 
 
+def pipes_client_for(settings: PlatformSettings) -> Any:
+    """How container models run: ``PipesK8sClient`` pods on Kubernetes, else subprocesses."""
+    if settings.deployment == "kubernetes":
+        from dagster_k8s import PipesK8sClient
+
+        return PipesK8sClient()
+    return dg.PipesSubprocessClient()
+
+
 def main() -> None:
     """Set the pool limits of the current settings on the ``DAGSTER_HOME`` instance."""
     from weather_assets.settings import load_settings

@@ -65,7 +65,10 @@ class UpstreamSource(dg.ConfigurableResource):
         if not fs.exists(root):
             return []
         names = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(root, detail=False))
-        return [n for n in names if start_after is None or n > start_after]
+        # Hidden entries (a writer's .staging area) are never cycles.
+        return [
+            n for n in names if not n.startswith(".") and (start_after is None or n > start_after)
+        ]
 
     def _list_s3(self, start_after: str | None) -> list[str]:
         import boto3
@@ -80,7 +83,9 @@ class UpstreamSource(dg.ConfigurableResource):
         names = []
         for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
             for common in page.get("CommonPrefixes", []):
-                names.append(common["Prefix"][len(prefix) :].rstrip("/"))
+                name = common["Prefix"][len(prefix) :].rstrip("/")
+                if not name.startswith("."):
+                    names.append(name)
         return sorted(names)
 
     def cycle_version(self, key: str) -> str | None:

@@ -168,23 +168,3 @@ def test_dagster_cli_materialize(wx_env, settings):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RUN_SUCCESS" in out.stderr + out.stdout
     assert Storage(settings.storage_root).exists(raw_inputs_relpath(settings, T0))
-
-
-def test_demo_is_idempotent(wx_env):
-    from weather_assets.demo import run_demo
-
-    instance = dg.DagsterInstance.get()
-    lines: list[str] = []
-    first = run_demo(
-        instance=instance, start=datetime(2026, 1, 1, tzinfo=UTC), cycles=3, echo=lines.append
-    )
-    assert first["raw_inputs/simulator"] == [
-        "2026-01-01T0000Z",
-        "2026-01-01T0600Z",
-        "2026-01-01T1200Z",
-    ]
-    second = run_demo(
-        instance=instance, start=datetime(2026, 1, 1, tzinfo=UTC), cycles=3, echo=lines.append
-    )
-    assert second["raw_inputs/simulator"] == []
-    assert any("already up to date" in line for line in lines)

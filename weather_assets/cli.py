@@ -58,15 +58,44 @@ def simulate(
         typer.echo(f"{'wrote ' if written else 'exists'} {paths.format_analysis_time(t)} {url}")
 
 
+LOCAL_INSTANCE_YAML = """\
+# Local Dagster instance of the platform (SQLite under this folder), written by `wxplat instance`.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 4
+    granularity: op
+run_monitoring:
+  enabled: true
+  # A crashed run frees its pool slots (the gpu pool above all) after this long.
+  free_slots_after_run_end_seconds: 300
+"""
+
+
 def _instance():
     """The local Dagster instance under WXPLAT_HOME (what `make dev` shows in the UI)."""
     import dagster as dg
 
+    from resources.execution import apply_pool_limits, pool_limits
+
     settings = load_settings()
-    home = os.environ.get("DAGSTER_HOME") or str(settings.home / "dagster")
-    Path(home).mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = home
-    return dg.DagsterInstance.get()
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    instance = dg.DagsterInstance.get()
+    apply_pool_limits(instance, pool_limits(settings))
+    return instance
+
+
+@app.command()
+def instance() -> None:
+    """Prepare the local Dagster instance (dagster.yaml, pool limits) and print its home."""
+    inst = _instance()
+    typer.echo(os.environ["DAGSTER_HOME"])
+    inst.dispose()
 
 
 @app.command()

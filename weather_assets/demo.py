@@ -22,6 +22,8 @@ from weather_assets.partitions import time_to_partition_key
 from weather_assets.settings import load_settings
 
 TRAIN_START, TRAIN_END = "2025-09-01", "2025-12-01"  # held out: the demo's 2026 cycles
+# Runs are recorded in the instance (see them with `make dev`); the terminal gets warnings only.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _ensure_demo_artifacts(specs, echo: Callable[[str], None]) -> None:
@@ -33,10 +35,19 @@ def _ensure_demo_artifacts(specs, echo: Callable[[str], None]) -> None:
             continue
         if spec.artifact.is_remote or Path(spec.artifact_location).exists():
             continue
-        echo(f"training {spec.name} on simulator history {TRAIN_START}..{TRAIN_END} "
-             f"(its artifact {spec.artifact_location} is absent)")
-        train(spec.name, start=TRAIN_START, end=TRAIN_END, out=None, steps=None, version=None,
-              evaluate_days=0)
+        echo(
+            f"training {spec.name} on simulator history {TRAIN_START}..{TRAIN_END} "
+            f"(its artifact {spec.artifact_location} is absent)"
+        )
+        train(
+            spec.name,
+            start=TRAIN_START,
+            end=TRAIN_END,
+            out=None,
+            steps=None,
+            version=None,
+            evaluate_days=0,
+        )
 
 
 def run_demo(
@@ -53,9 +64,12 @@ def run_demo(
 
     settings = load_settings()
     end = start + timedelta(hours=6 * (cycles - 1))
-    echo(f"upstream area: {settings.upstream_url}")
-    for t, url, written in write_simulated_cycles(settings.upstream_url, start, end):
-        echo(f"  {'simulated' if written else 'present  '} {time_to_partition_key(t)} {url}")
+    written = write_simulated_cycles(settings.upstream_url, start, end)
+    echo(
+        f"upstream area {settings.upstream_url}: {sum(w for _, _, w in written)} cycle(s) "
+        f"simulated, {sum(not w for _, _, w in written)} already there "
+        f"({time_to_partition_key(start)} .. {time_to_partition_key(end)})"
+    )
     specs = [s for s in load_registry(settings.registry_dir) if s.enabled] if models else []
     _ensure_demo_artifacts(specs, echo)
     defs = definitions.build_definitions(settings)
@@ -66,13 +80,18 @@ def run_demo(
 
     def run(asset_keys: list[dg.AssetKey], partition: str | None) -> None:
         result = job.execute_in_process(
-            instance=instance, partition_key=partition, asset_selection=asset_keys,
+            instance=instance,
+            partition_key=partition,
+            asset_selection=asset_keys,
             raise_on_error=False,
+            run_config=QUIET,
         )
         if not result.success:
             names = ", ".join(k.to_user_string() for k in asset_keys)
-            raise RuntimeError(f"materializing {names} for {partition or 'all'} failed; "
-                               "see the run in the Dagster UI (make dev)")
+            raise RuntimeError(
+                f"materializing {names} for {partition or 'all'} failed; "
+                "see the run in the Dagster UI (make dev)"
+            )
 
     def missing(key: dg.AssetKey) -> list[str]:
         return sorted(set(keys) - set(instance.get_materialized_partitions(key)))
@@ -82,8 +101,10 @@ def run_demo(
     for key in todo:
         run([raw_key], key)
     done[raw_key.to_user_string()] = todo
-    echo(f"{raw_key.to_user_string()}: {len(todo)} partition(s) materialized, "
-         f"{len(keys) - len(todo)} already up to date")
+    echo(
+        f"{raw_key.to_user_string()}: {len(todo)} partition(s) materialized, "
+        f"{len(keys) - len(todo)} already up to date"
+    )
     echo(f"  raw inputs are under {settings.storage_root}/raw_inputs/{settings.upstream_name}/")
     if not specs:
         return done
@@ -92,9 +113,13 @@ def run_demo(
     if graph.has(clim_key):
         run([clim_key], None)
     per_cycle = [
-        k for spec in specs
-        for k in (dg.AssetKey(["normalized", spec.name]), dg.AssetKey(["forecast", spec.name]),
-                  dg.AssetKey(["verification", spec.name]))
+        k
+        for spec in specs
+        for k in (
+            dg.AssetKey(["normalized", spec.name]),
+            dg.AssetKey(["forecast", spec.name]),
+            dg.AssetKey(["verification", spec.name]),
+        )
         if graph.has(k)
     ]
     for asset_key in per_cycle:
@@ -113,7 +138,11 @@ def run_demo(
         run([scorecard], None)
         event = instance.get_latest_materialization_event(scorecard)
         meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
-        for name in ("png_path", "table_path", "path"):
-            if name in meta:
-                echo(f"scorecard {name.replace('_path', '')}: {meta[name].value}")
+        if "table" in meta:
+            echo("\nscorecard (RMSE, % difference against the baseline; negative is better):")
+            echo(str(meta["table"].value))
+        if "png_path" in meta:
+            echo(f"scorecard picture: {meta['png_path'].value}")
+        if "path" in meta:
+            echo(f"scorecard table:   {meta['path'].value}")
     return done
