@@ -4,6 +4,8 @@ Everything environment-specific comes from :func:`weather_assets.settings.load_s
 cross-cutting policy (automation, sensors, executor) is applied here, once.
 """
 
+import warnings
+
 import dagster as dg
 
 from model_registry.registry import load_registry
@@ -42,11 +44,20 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         # A new cycle's raw inputs flow on to every model without anyone pressing a button.
         automation_condition=dg.AutomationCondition.eager(),
     )
+    baseline: str | None = settings.scorecard_baseline
+    if baseline not in {spec.name for spec in specs}:
+        # A registry without the baseline model still loads; it just has no scorecard.
+        warnings.warn(
+            f"scorecard baseline {baseline!r} is not an enabled registry model: no scorecard",
+            stacklevel=1,
+        )
+        baseline = None
     assets += build_verification_assets(
         specs,
         settings=settings,
         partitions_def=partitions_def,
         raw_inputs_key=raw_inputs_key(settings),
+        baseline=baseline,
     )
     sensors = [
         build_upstream_sensor(

@@ -2,6 +2,7 @@
 a moto S3 upstream bucket, the upstream sensor, and a backfill from the platform CLI."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+from model_registry.registry import DEFAULT_REGISTRY_DIR
 from resources.storage import s3_options
 from tests.conftest import ROOT
 from weather_assets.backfill import graphql
@@ -67,8 +69,27 @@ def _wait(predicate, timeout: float, what: str, proc=None):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _checks_passed(instance, asset_key: dg.AssetKey, names: set[str]) -> bool:
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+
+    storage = instance.event_log_storage
+    for name in names:
+        history = storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(asset_key, name), limit=1
+        )
+        if not history or history[0].status != Status.SUCCEEDED:
+            return False
+    return True
+
+
 def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env):
     bucket, endpoint = s3_bucket
+    # The persistence model only: the FNO's training is tested elsewhere.
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    shutil.copy(DEFAULT_REGISTRY_DIR / "persistence.yaml", registry)
     prefix = f"s3://{bucket}/nwp/simulator/analysis/w0_s-90_e358_n90/dx2deg_dy2deg"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -78,6 +99,7 @@ def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env):
         "WXPLAT_UPSTREAM_URL": prefix,
         "WXPLAT_UPSTREAM_ENDPOINT_URL": endpoint,
         "DAGSTER_HOME": wx_env["DAGSTER_HOME"],
+        "WXPLAT_REGISTRY_DIR": str(registry),
     }
     log = open(tmp_path / "dagster-dev.log", "w")
     proc = subprocess.Popen(
@@ -106,13 +128,22 @@ def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env):
         assert location["__typename"] == "RepositoryLocation", location.get("message")
         repo = location["repositories"][0]
         nodes = {"/".join(n["assetKey"]["path"]): n for n in repo["assetNodes"]}
-        assert {"upstream/simulator", "raw_inputs/simulator"} <= set(nodes)
+        assert {
+            "upstream/simulator",
+            "raw_inputs/simulator",
+            "normalized/persistence",
+            "forecast/persistence",
+            "verification/persistence",
+            "scorecard",
+        } <= set(nodes)
         assert nodes["raw_inputs/simulator"]["partitionDefinition"]["description"]
         checks = {c["name"] for c in nodes["raw_inputs/simulator"]["assetChecksOrError"]["checks"]}
         assert {"schema", "no_missing_values", "physical_ranges"} <= checks
         sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
         assert sensors["upstream_simulator_sensor"] == "RUNNING"
         assert sensors["automation"] == "RUNNING"
+        assert sensors["run_failure_alerts"] == "RUNNING"
+        assert sensors["raw_inputs_freshness_sensor"] == "RUNNING"
 
         # A provider drops a new cycle into the bucket: nobody presses a button.
         t = datetime(2026, 1, 1, 6, tzinfo=UTC)

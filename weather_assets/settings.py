@@ -22,6 +22,7 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_GPU_POOL_SIZE`` | GPUs available to the ``gpu`` pool | ``1`` |
 | ``WXPLAT_ALERT_WEBHOOK_URL`` | where run-failure alerts are POSTed | unset (log only) |
 | ``WXPLAT_DASK_SCHEDULER_ADDRESS`` | dask scheduler for large data steps | unset (local) |
+| ``WXPLAT_SCORECARD_BASELINE`` | registry model the scorecard compares against | ``persistence`` |
 | ``WXPLAT_LATE_AFTER_MINUTES`` | a cycle not ingested this long after its time is late | ``180`` |
 """
 
@@ -63,6 +64,7 @@ class PlatformSettings(BaseModel):
     gpu_pool_size: int = Field(default=1, ge=0)
     alert_webhook_url: str | None = None
     dask_scheduler_address: str | None = None
+    scorecard_baseline: str = "persistence"
     late_after_minutes: int = Field(default=180, ge=0)
 
     @field_validator("domain")
@@ -118,6 +120,7 @@ _ENV = {
     "gpu_pool_size": "WXPLAT_GPU_POOL_SIZE",
     "alert_webhook_url": "WXPLAT_ALERT_WEBHOOK_URL",
     "dask_scheduler_address": "WXPLAT_DASK_SCHEDULER_ADDRESS",
+    "scorecard_baseline": "WXPLAT_SCORECARD_BASELINE",
     "late_after_minutes": "WXPLAT_LATE_AFTER_MINUTES",
 }
 
