@@ -79,6 +79,39 @@ class Storage:
     def _path(self, relpath: str) -> str:
         return posixpath.join(self._root_path, relpath.lstrip("/"))
 
+    def path(self, relpath: str) -> str:
+        """The filesystem path (no protocol) of ``relpath``, for ``self.fs`` calls."""
+        return self._path(relpath)
+
+    def write_bytes(self, data: bytes, relpath: str) -> str:
+        """Write one file atomically; returns its URL.
+
+        Local disk: staged, then renamed into place. Object stores: a single PUT, which
+        S3 already makes visible all at once.
+        """
+        target = self._path(relpath)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        if not self._local:
+            self.fs.pipe_file(target, data)
+            return self.url(relpath)
+        staged_dir = self._path(f"{STAGING}/{uuid.uuid4().hex}")
+        staged = posixpath.join(staged_dir, posixpath.basename(relpath))
+        try:
+            self.fs.makedirs(staged_dir, exist_ok=True)
+            self.fs.pipe_file(staged, data)
+            self.fs.mv(staged, target)
+        finally:
+            if self.fs.exists(staged_dir):
+                self.fs.rm(staged_dir, recursive=True)
+        return self.url(relpath)
+
+    def read_bytes(self, relpath: str) -> bytes | None:
+        """A file's bytes under the root, None if absent."""
+        path = self._path(relpath)
+        if not self.fs.exists(path):
+            return None
+        return self.fs.cat_file(path)
+
     def exists(self, relpath: str) -> bool:
         """Whether a complete (committed) store exists at ``relpath``."""
         return self.fs.exists(posixpath.join(self._path(relpath), COMPLETE_MARKER))

@@ -24,8 +24,8 @@ scorecard runs after any verification partition updates.
 """
 
 import hashlib
+import io
 import posixpath
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,7 @@ import pandas as pd
 import xarray as xr
 from pydantic import Field
 
-from resources.storage import STAGING, Storage, StorageResource
+from resources.storage import Storage, StorageResource
 from weather_assets import paths
 from weather_assets.ingest.layout import open_raw_inputs, raw_inputs_relpath
 from weather_assets.partitions import partition_key_to_time, time_to_partition_key
@@ -165,25 +165,9 @@ def scorecard_relpath(settings: PlatformSettings, baseline: str, end: datetime, 
 # storage helpers
 
 
-def write_bytes_atomic(storage: Storage, data: bytes, relpath: str) -> str:
-    """Write a file under the root atomically (staged, then renamed/copied); returns its URL."""
-    staged = storage._path(f"{STAGING}/{uuid.uuid4().hex}/{posixpath.basename(relpath)}")
-    target = storage._path(relpath)
-    fs = storage.fs
-    try:
-        fs.makedirs(posixpath.dirname(staged), exist_ok=True)
-        fs.pipe_file(staged, data)
-        fs.makedirs(posixpath.dirname(target), exist_ok=True)
-        fs.mv(staged, target)
-    finally:
-        if fs.exists(posixpath.dirname(staged)):
-            fs.rm(posixpath.dirname(staged), recursive=True)
-    return storage.url(relpath)
-
-
 def write_table(storage: Storage, table: pd.DataFrame, relpath: str) -> str:
     """Write a table as parquet, atomically; returns its URL."""
-    return write_bytes_atomic(storage, table.to_parquet(index=False), relpath)
+    return storage.write_bytes(table.to_parquet(index=False), relpath)
 
 
 def table_version(table: pd.DataFrame) -> str:
@@ -194,11 +178,8 @@ def table_version(table: pd.DataFrame) -> str:
 
 def read_table(storage: Storage, relpath: str) -> pd.DataFrame | None:
     """A parquet table under the root, None if absent."""
-    path = storage._path(relpath)
-    if not storage.fs.exists(path):
-        return None
-    with storage.fs.open(path, "rb") as fh:
-        return pd.read_parquet(fh)
+    data = storage.read_bytes(relpath)
+    return None if data is None else pd.read_parquet(io.BytesIO(data))
 
 
 def open_forecast(storage: Storage, relpath: Callable[[int], str]) -> xr.Dataset:
@@ -605,9 +586,7 @@ def _scorecard_asset(
         end_dt = end_time.to_pydatetime().replace(tzinfo=UTC)
         period = f"{time_to_partition_key(start_time.to_pydatetime())} .. {time_to_partition_key(end_dt)}"
         png = scorecard_png(card, title=f"{config.metric} vs {baseline}, cycles {period}")
-        png_url = write_bytes_atomic(
-            store, png, scorecard_relpath(settings, baseline, end_dt, ".png")
-        )
+        png_url = store.write_bytes(png, scorecard_relpath(settings, baseline, end_dt, ".png"))
         table_url = write_table(
             store, card, scorecard_relpath(settings, baseline, end_dt, ".parquet")
         )
