@@ -4,7 +4,9 @@ The platform step is what ``forecast/<model>`` does: load and validate the artif
 stack and standardize the canonical input, roll out autoregressively, de-normalize, and write
 every lead time into a staged zarr store that is committed atomically. The baseline is the
 plain-library way: the same network called in a loop on an in-memory tensor
-(``model(x)`` on the same standardized tensor), nothing loaded or written. Same weights, grid and steps.
+(``model(x)`` on the same standardized tensor, its forcing channels computed once), nothing
+loaded or written. Same weights, grid and steps. The network is fno-demo's: the state's 8
+features plus its 2 local-hour forcings in, which the platform recomputes at every step.
 
     .venv/bin/python benchmarks/bench_rollout.py [--step 1.0] [--steps 20] [--repeats 3]
 """
@@ -22,13 +24,20 @@ import xarray as xr
 
 from model_registry.architectures import build_model, new_model
 from model_registry.artifact import GridSummary, build_artifact, load_artifact
+from model_registry.registry import get_spec
 from resources.storage import Storage
 from weather_assets.canonical import features_of
-from weather_assets.forecast.normalize import compute_stats, stack_features, standardize
+from weather_assets.forecast.normalize import (
+    compute_stats,
+    forcing_fields,
+    stack_features,
+    standardize,
+)
 from weather_assets.forecast.rollout import run_forecast, select_device
 from weather_assets.simulator import Grid, simulate_state
 
 HP = {"n_modes": [16, 32], "hidden_channels": 16, "n_layers": 3}  # the fno-demo network
+FORCINGS = list(get_spec("fno-demo").forcings)  # cos/sin of the local solar hour
 
 
 def make_artifact(path: Path, grid: Grid) -> tuple[Path, xr.Dataset]:
@@ -38,7 +47,7 @@ def make_artifact(path: Path, grid: Grid) -> tuple[Path, xr.Dataset]:
     )
     features = features_of(hist)
     torch.manual_seed(0)
-    model = new_model("fno", HP, len(features), len(features))
+    model = new_model("fno", HP, len(features) + len(FORCINGS), len(features))
     build_artifact(
         path,
         name="bench-fno",
@@ -46,6 +55,7 @@ def make_artifact(path: Path, grid: Grid) -> tuple[Path, xr.Dataset]:
         hyperparameters=HP,
         input_features=features,
         output_features=features,
+        forcings=FORCINGS,
         timestep=timedelta(hours=6),
         stats=compute_stats(stack_features(hist, features)),
         state_dict=model.state_dict(),
@@ -59,10 +69,17 @@ def bare(artifact: Path, analysis: xr.Dataset, steps: int, device: torch.device)
     """Seconds for ``steps`` calls of the network on the same ready tensor (nothing else)."""
     loaded = load_artifact(artifact)
     features = list(loaded.manifest.input_features)
-    model = build_model("fno", HP, len(features), len(features), loaded.state_dict).to(device)
-    # The same standardized input the platform feeds the network.
+    n_in = loaded.manifest.in_channels
+    model = build_model("fno", HP, n_in, len(features), loaded.state_dict).to(device)
+    # The same standardized input the platform feeds the network, with its forcings.
     x = torch.from_numpy(standardize(stack_features(analysis, features), loaded.stats).values)
-    x = x.to(device)
+    f = forcing_fields(
+        loaded.manifest.forcings,
+        analysis["time"].values[0],
+        analysis["latitude"].values,
+        analysis["longitude"].values,
+    )
+    x = torch.cat([x, torch.from_numpy(f)[None]], dim=1).to(device)
     with torch.inference_mode():
         model(x)  # warm-up
         if device.type == "cuda":
@@ -82,8 +99,7 @@ def platform(
     t0 = time.perf_counter()
     loaded = load_artifact(artifact)
     features = list(loaded.manifest.input_features)
-    n = len(features)
-    model = build_model("fno", HP, n, n, loaded.state_dict)
+    model = build_model("fno", HP, loaded.manifest.in_channels, len(features), loaded.state_dict)
     normalized = standardize(stack_features(analysis, features), loaded.stats)
     with storage.staged_zarr("bench/forecast.zarr") as url:
         summary = run_forecast(
@@ -95,6 +111,7 @@ def platform(
             stores=[url],
             grid=loaded.manifest.grid,
             device=device,
+            forcings=loaded.manifest.forcings,
         )
     return time.perf_counter() - t0, summary.write_seconds, summary.nbytes
 
@@ -122,7 +139,8 @@ def main() -> None:
     mb = plat[0][2] / 1e6
     shape = f"{grid.latitude.size}x{grid.longitude.size}"
     print(
-        f"\nFNO {HP}, {shape} grid, 8 features, {args.steps} steps, device {device}, "
+        f"\nFNO {HP}, {shape} grid, 8 features + {len(FORCINGS)} forcings, {args.steps} steps, "
+        f"device {device}, "
         f"torch threads {torch.get_num_threads()}, best of {args.repeats}\n"
     )
     print("| variant | seconds | ms / step | ratio to bare |")

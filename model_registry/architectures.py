@@ -2,7 +2,8 @@
 
 Every torch architecture predicts the *standardized tendency* of the state (see
 ``weather_assets.forecast.rollout``), takes ``(batch, in_channels, lat, lon)`` and returns
-``(batch, out_channels, lat, lon)``. Models are built from already-loaded tensors (a
+``(batch, out_channels, lat, lon)``, where ``in_channels`` counts the state features and then
+the forcings (computed inputs, never predicted) and ``out_channels`` the state features. Models are built from already-loaded tensors (a
 state_dict), never from files, so tests pass tiny networks. ``container`` models bring their
 own code in an image and are run through Dagster Pipes instead (``run_container``).
 """

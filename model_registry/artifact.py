@@ -3,7 +3,8 @@
 Layout::
 
     artifact.yaml             manifest: name, version, architecture + hyper-parameters,
-                              features, timestep, grid, provenance, sha256 of every other file
+                              features, forcings, timestep, grid, provenance, sha256 of every
+                              other file
     weights.pt                a state_dict (torch.save); loaded with weights_only=True only
     configs/model.yaml        the model configuration as trained
     stats/stats.zarr/...      mllam-data-prep statistics (a zarr directory inside the zip)
@@ -12,6 +13,11 @@ Layout::
 Entries are written sorted with a fixed timestamp, so the zip's bytes depend only on its
 contents. Readers never unpickle anything but tensors, refuse unsafe entry names (absolute,
 ``..``, symlinks) and check every file against the manifest before using it.
+
+``forcings`` (names from ``weather_assets.forecast.normalize.FORCINGS``) are the computed
+inputs the network takes after the state features: its input channels are
+``input_features + forcings``, its outputs ``output_features``. The key is written only when
+the list is non-empty, and a manifest without it (older artifacts) means no forcings.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from model_registry.spec import Duration, format_duration
+from weather_assets.forecast.normalize import check_forcings
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +150,21 @@ class Manifest(BaseModel):
     architecture: ArchitectureSpec
     input_features: tuple[str, ...] = Field(min_length=1)
     output_features: tuple[str, ...] = Field(min_length=1)
+    forcings: tuple[str, ...] = ()  # absent in artifacts made before forcings existed
     timestep: Duration
     grid: GridSummary | None = None
     provenance: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, str]
+
+    @field_validator("forcings")
+    @classmethod
+    def _known_forcings(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_forcings(v))
+
+    @property
+    def in_channels(self) -> int:
+        """Network input channels: the state features, then the forcings."""
+        return len(self.input_features) + len(self.forcings)
 
     @field_validator("version")
     @classmethod
@@ -246,6 +264,7 @@ def build_artifact(
     output_features: Sequence[str],
     timestep: timedelta | str,
     stats: xr.Dataset,
+    forcings: Sequence[str] = (),
     state_dict: Mapping[str, torch.Tensor] | None = None,
     grid: GridSummary | None = None,
     version: str | None = None,
@@ -270,6 +289,7 @@ def build_artifact(
             "hyperparameters": hp,
             "input_features": list(input_features),
             "output_features": list(output_features),
+            **({"forcings": list(forcings)} if forcings else {}),
         }
     )
     files: dict[str, bytes] = {
@@ -287,6 +307,7 @@ def build_artifact(
         "architecture": {"name": architecture, "hyperparameters": hp},
         "input_features": list(input_features),
         "output_features": list(output_features),
+        **({"forcings": list(forcings)} if forcings else {}),
         "timestep": format_duration(td) if td is not None else str(timestep),
         "grid": grid.model_dump() if grid is not None else None,
         "provenance": {

@@ -93,7 +93,7 @@ def train(
         if location is None or spec.artifact is None or spec.artifact.is_remote:
             _fail(f"model {model_name!r} has no local artifact path; pass --out")
         out = Path(location)
-    tr = spec.training.model_dump() if spec.training else {}
+    tr = dict(spec.training) if spec.training else {}  # python values (timedelta, tuple)
     grid_step = float(tr.pop("grid_step", 2.0))
     grid = Grid(-90.0, 90.0, 0.0, 360.0 - grid_step, grid_step)
     if steps is not None:
@@ -109,6 +109,7 @@ def train(
         levels=levels,
         timestep=spec.timestep,
         features=spec.input_features,
+        forcings=spec.forcings,
         version=version,
         command=shlex.join(["wxplat", *sys.argv[1:]]) if sys.argv else None,
         **tr,
@@ -122,7 +123,12 @@ def train(
             first, first + pd.Timedelta(days=evaluate_days, hours=24), spec.timestep, grid, levels
         )
         scores = evaluate_vs_persistence(
-            result.model, result.stats, held_out, result.features, timestep=spec.timestep
+            result.model,
+            result.stats,
+            held_out,
+            result.features,
+            timestep=spec.timestep,
+            forcings=result.forcings,
         )
         typer.echo(f"24 h RMSE on held-out cycles from {first:%Y-%m-%d} ({evaluate_days} days):")
         typer.echo("| feature | model | persistence | ratio |\n|---|---:|---:|---:|")
@@ -140,8 +146,8 @@ def artifact_build(
         typer.Argument(
             help=f"Directory with {MODEL_CONFIG}, stats/stats.zarr, optional {WEIGHTS} and "
             f"{CLI_ARGS}. {MODEL_CONFIG} holds name, architecture, hyperparameters, "
-            "input_features, output_features, timestep and grid (latitude/longitude: "
-            "first, step, size)."
+            "input_features, output_features, optional forcings, timestep and grid "
+            "(latitude/longitude: first, step, size)."
         ),
     ],
     out: Annotated[Path, typer.Option(help="Artifact zip to write.")],
@@ -185,6 +191,7 @@ def artifact_build(
             output_features=config.get("output_features", config["input_features"]),
             timestep=str(config["timestep"]),
             stats=stats,
+            forcings=config.get("forcings") or (),
             state_dict=weights,
             grid=grid,
             version=version or config.get("version"),
@@ -208,9 +215,10 @@ def artifact_validate(
         manifest = validate_artifact(path, expected_sha256=sha256)
     except ArtifactError as exc:
         _fail(str(exc))
+    forcings = ", ".join(manifest.forcings) or "none"
     typer.echo(
         f"OK {path}: {manifest.name} {manifest.version} ({manifest.architecture.name}, "
-        f"{len(manifest.files)} files) sha256 {sha256_file(path)}"
+        f"{len(manifest.files)} files, forcings: {forcings}) sha256 {sha256_file(path)}"
     )
 
 

@@ -6,6 +6,10 @@ loader to the project root, i.e. the nearest ancestor of the registry directory 
 path it may be omitted: the file's actual digest is then used as the artifact's data version
 and a warning is logged, so a retrained local artifact still marks forecasts stale, but
 nothing pins *which* weights ran. Pin it for anything operational.
+
+``forcings`` lists extra network inputs computed from time and position (names from
+``weather_assets.forecast.normalize.FORCINGS``: time of day, time of year, TOA insolation);
+they are inputs of fno/sfno networks only and are never predicted.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pydantic import (
 )
 
 from weather_assets.canonical import VARIABLES, feature_name
+from weather_assets.forecast.normalize import check_forcings
 
 ARCHITECTURE_NAMES: tuple[str, ...] = ("persistence", "fno", "sfno", "container")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -171,14 +176,20 @@ class ContainerSpec(_Frozen):
 
 
 class TrainingSpec(_Frozen):
-    """Defaults for ``train`` (FNO/SFNO): network size and optimisation length."""
+    """Defaults for ``train`` (FNO/SFNO): network size, optimisation length, loss weighting.
+
+    ``loss_horizon`` weights each feature's one-step loss by how its one-step change compares
+    with its change over that horizon (``model_registry.training.horizon_loss_weights``);
+    ``null`` trains with equal weights.
+    """
 
     hidden_channels: int = Field(16, ge=1)
     n_modes: tuple[int, int] = (16, 32)
     n_layers: int = Field(3, ge=1)
     steps: int = Field(300, ge=1)
     batch_size: int = Field(4, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
+    learning_rate: float = Field(1e-2, gt=0)
+    loss_horizon: Duration | None = timedelta(hours=24)
     grid_step: float = Field(2.0, gt=0)
 
 
@@ -191,6 +202,7 @@ class ModelSpec(_Frozen):
     artifact: ArtifactRef | None = None
     input_variables: tuple[VariableSpec, ...] = Field(min_length=1)
     output_variables: tuple[VariableSpec, ...] = Field(min_length=1)
+    forcings: tuple[str, ...] = ()
     timestep: Duration
     max_lead_time: Duration
     members: int = Field(1, ge=1)
@@ -221,6 +233,11 @@ class ModelSpec(_Frozen):
             )
         return v
 
+    @field_validator("forcings")
+    @classmethod
+    def _known_forcings(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_forcings(v))
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
         if self.max_lead_time % self.timestep:
@@ -236,12 +253,22 @@ class ModelSpec(_Frozen):
             raise ValueError("'container' is only valid with architecture 'container'")
         if self.architecture == "persistence" and self.input_features != self.output_features:
             raise ValueError("persistence needs identical input and output variables")
+        if self.forcings and self.architecture not in ("fno", "sfno"):
+            raise ValueError(
+                f"'forcings' are network inputs of fno/sfno models; architecture "
+                f"{self.architecture!r} takes none"
+            )
         return self
 
     @property
     def input_features(self) -> list[str]:
         """Input channel names in registry order."""
         return [f for v in self.input_variables for f in v.features]
+
+    @property
+    def in_channels(self) -> int:
+        """Network input channels: the state features, then the forcings."""
+        return len(self.input_features) + len(self.forcings)
 
     @property
     def output_features(self) -> list[str]:

@@ -60,6 +60,36 @@ def test_fno_needs_fitting_weights():
         new_model("fno", {"hidden_channels": 4}, 3, 3)
 
 
+def test_forcings_are_extra_input_channels_only():
+    spec = ModelSpec.model_validate(
+        {
+            "name": "forced",
+            "architecture": "fno",
+            "artifact": {"uri": "a.zip"},
+            "input_variables": [
+                {"name": "2m_temperature"},
+                {"name": "geopotential", "levels": [500]},
+            ],
+            "output_variables": [
+                {"name": "2m_temperature"},
+                {"name": "geopotential", "levels": [500]},
+            ],
+            "forcings": ["cos_local_hour", "sin_local_hour", "toa_insolation"],
+            "timestep": "6h",
+            "max_lead_time": "12h",
+        }
+    )
+    assert spec.in_channels == 5 and len(spec.output_features) == 2
+    torch.manual_seed(0)
+    trained = new_model("fno", HP, spec.in_channels, len(spec.output_features))
+    model = build_model("fno", HP, 5, 2, state_dict=trained.state_dict())
+    assert model(torch.randn(1, 5, 10, 18)).shape == (1, 2, 10, 18)
+    with pytest.raises(ValueError, match="weights do not fit"):
+        build_model("fno", HP, 2, 2, state_dict=trained.state_dict())  # forcings forgotten
+    # Persistence's zero tendency has the state's channels whatever its input has.
+    assert build_model("persistence", {}, 5, 2)(torch.randn(1, 5, 3, 4)).shape == (1, 2, 3, 4)
+
+
 def test_sfno_tiny():
     pytest.importorskip("torch_harmonics", reason="SFNO needs torch-harmonics")
     torch.manual_seed(0)

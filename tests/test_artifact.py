@@ -17,7 +17,7 @@ import xarray as xr
 import yaml
 from typer.testing import CliRunner
 
-from model_registry.architectures import new_model
+from model_registry.architectures import build_model, new_model
 from model_registry.artifact import (
     MANIFEST,
     MODEL_CONFIG,
@@ -124,6 +124,54 @@ def test_round_trip(artifact, parts):
     for key, value in expected.items():
         assert torch.equal(loaded.state_dict[key], value)
     assert loaded.manifest.grid.matches(*(np.asarray(a) for a in (GRID.latitude, GRID.longitude)))
+
+
+FORCINGS = ["cos_local_hour", "sin_local_hour"]
+
+
+def test_round_trip_with_forcings(tmp_path, parts):
+    n = len(parts["features"])
+    torch.manual_seed(0)
+    model = new_model("fno", HP, n + len(FORCINGS), n)  # inputs: state, then forcings
+    path = make(tmp_path / "f.zip", parts, forcings=FORCINGS, state_dict=model.state_dict())
+    with zipfile.ZipFile(path) as zf:
+        manifest = yaml.safe_load(zf.read(MANIFEST))
+        config = yaml.safe_load(zf.read(MODEL_CONFIG))
+    assert manifest["forcings"] == FORCINGS == config["forcings"]
+    loaded = load_artifact(path)
+    assert list(loaded.manifest.forcings) == FORCINGS
+    assert loaded.manifest.in_channels == n + 2
+    # The statistics cover the state only: forcings are O(1) by construction.
+    assert list(loaded.stats["state_feature"].values) == parts["features"]
+    rebuilt = build_model("fno", HP, loaded.manifest.in_channels, n, loaded.state_dict)
+    assert rebuilt(torch.zeros(1, n + 2, 10, 18)).shape == (1, n, 10, 18)
+    assert inspect_artifact(path)["forcings"] == FORCINGS
+
+
+def test_artifact_without_forcings_key_still_loads(artifact, tmp_path):
+    # Artifacts written before forcings existed have no 'forcings' key in their manifest.
+    with zipfile.ZipFile(artifact) as zf:
+        assert "forcings" not in yaml.safe_load(zf.read(MANIFEST))
+    loaded = load_artifact(artifact)
+    assert loaded.manifest.forcings == () and loaded.manifest.in_channels == 3
+    assert inspect_artifact(artifact)["forcings"] == []
+
+
+def test_unknown_forcing_refused(tmp_path, parts, artifact):
+    with pytest.raises(ArtifactError, match="unknown forcing 'moon'; valid forcings are"):
+        make(tmp_path / "x.zip", parts, forcings=["moon"])
+    assert not (tmp_path / "x.zip").exists()
+
+    def forge(name, data):  # a manifest edited to name an unknown forcing
+        if name == MANIFEST:
+            manifest = yaml.safe_load(data)
+            manifest["forcings"] = ["moon"]
+            return name, yaml.safe_dump(manifest, sort_keys=False).encode()
+        return name, data
+
+    bad = rewrite(artifact, tmp_path / "moon.zip", forge)
+    with pytest.raises(ArtifactError, match="artifact.yaml field 'forcings'.*unknown forcing"):
+        validate_artifact(bad)
 
 
 def test_same_content_same_layout(tmp_path, parts):
@@ -301,6 +349,8 @@ def test_cli_build_validate_inspect(tmp_path, parts, artifact):
     (src / MODEL_CONFIG).write_text(yaml.safe_dump(config))
     (src / MANIFEST).unlink()
     runner = CliRunner()
+    result = runner.invoke(app, ["artifact", "validate", str(artifact)])
+    assert result.exit_code == 0 and "forcings: none" in result.output
     out = tmp_path / "cli.zip"
     result = runner.invoke(
         app, ["artifact", "build", str(src), "--out", str(out), "--version", "v2"]
@@ -313,3 +363,36 @@ def test_cli_build_validate_inspect(tmp_path, parts, artifact):
     assert result.exit_code == 1 and "checksum mismatch" in result.output
     result = runner.invoke(app, ["artifact", "inspect", str(out), "--json"])
     assert result.exit_code == 0 and '"name": "tiny-cli"' in result.output
+
+
+def test_cli_build_with_forcings(tmp_path, parts, artifact):
+    src = tmp_path / "src"
+    extract_artifact(artifact, src)
+    n = len(parts["features"])
+    torch.manual_seed(0)
+    weights = new_model("fno", HP, n + 2, n).state_dict()
+    torch.save({k: v for k, v in weights.items() if k != "_metadata"}, src / WEIGHTS)
+    config = {
+        "name": "tiny-forced",
+        "architecture": "fno",
+        "hyperparameters": HP,
+        "input_features": parts["features"],
+        "forcings": FORCINGS,
+        "timestep": "6h",
+    }
+    (src / MODEL_CONFIG).write_text(yaml.safe_dump(config))
+    (src / MANIFEST).unlink()
+    runner = CliRunner()
+    out = tmp_path / "forced.zip"
+    result = runner.invoke(app, ["artifact", "build", str(src), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["artifact", "validate", str(out)])
+    assert result.exit_code == 0 and "forcings: cos_local_hour, sin_local_hour" in result.output
+    result = runner.invoke(app, ["artifact", "inspect", str(out)])
+    assert (
+        result.exit_code == 0 and "forcings:\n- cos_local_hour\n- sin_local_hour" in result.output
+    )
+    config["forcings"] = ["sunshine"]
+    (src / MODEL_CONFIG).write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["artifact", "build", str(src), "--out", str(tmp_path / "b.zip")])
+    assert result.exit_code == 1 and "unknown forcing 'sunshine'" in result.output

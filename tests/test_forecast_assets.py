@@ -17,8 +17,8 @@ import yaml
 from dagster._core.definitions.observe import observe  # in-process observation for tests
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
-from model_registry.architectures import new_model
-from model_registry.artifact import GridSummary, build_artifact, sha256_file
+from model_registry.architectures import build_model, new_model
+from model_registry.artifact import GridSummary, build_artifact, load_artifact, sha256_file
 from model_registry.registry import DEFAULT_REGISTRY_DIR, k8s_config, load_registry, load_spec
 from resources.storage import Storage, StorageResource
 from weather_assets.forecast.assets import (
@@ -28,7 +28,8 @@ from weather_assets.forecast.assets import (
     open_forecast,
     store_relpath,
 )
-from weather_assets.forecast.normalize import compute_stats, stack_features
+from weather_assets.forecast.normalize import compute_stats, stack_features, standardize
+from weather_assets.forecast.rollout import rollout
 from weather_assets.ingest.layout import raw_inputs_relpath
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import load_settings
@@ -66,7 +67,9 @@ def write_entry(env, name, **overrides) -> Path:
     return path
 
 
-def make_artifact(path: Path, grid: Grid = GRID, version: str = "v1") -> Path:
+def make_artifact(
+    path: Path, grid: Grid = GRID, version: str = "v1", forcings: tuple[str, ...] = ()
+) -> Path:
     hist = xr.concat([simulate_state(T0 + timedelta(hours=6 * k), grid) for k in range(3)], "time")
     features = [str(f) for f in stack_features(hist, _features()).state_feature.values]
     torch.manual_seed(0)
@@ -77,9 +80,10 @@ def make_artifact(path: Path, grid: Grid = GRID, version: str = "v1") -> Path:
         hyperparameters=HP,
         input_features=features,
         output_features=features,
+        forcings=forcings,
         timestep=timedelta(hours=6),
         stats=compute_stats(stack_features(hist, features)),
-        state_dict=new_model("fno", HP, len(features), len(features)).state_dict(),
+        state_dict=new_model("fno", HP, len(features) + len(forcings), len(features)).state_dict(),
         grid=GridSummary.from_coords(grid.latitude, grid.longitude),
         version=version,
     )
@@ -202,6 +206,47 @@ def test_fno_forecast_records_artifact_and_is_idempotent(env):
     observe([assets[0]], instance=instance)
     status = get_stale_status_resolver(instance, assets[:3])
     assert status.get_status(forecast_key(spec), KEY).value == "STALE"
+
+
+FORCINGS = ("cos_local_hour", "sin_local_hour")
+
+
+def test_fno_with_forcings_end_to_end(env):
+    artifact = make_artifact(env["tmp"] / "forced.zip", forcings=FORCINGS)
+    spec = fno_spec(env, artifact, forcings=list(FORCINGS))
+    plain = fno_spec(env, make_artifact(env["tmp"] / "plain.zip"))
+    assert spec.in_channels == len(spec.input_features) + 2
+    from weather_assets.forecast.assets import _output_version
+
+    assert _output_version(spec) != _output_version(plain)  # forcings change the numbers
+    result = run(env, assets_for(env, spec)[1:])
+    assert result.success
+    md = result.asset_materializations_for_node("forecast__tiny_fno")[0].metadata
+    assert md["steps"].value == 4
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    fc = open_forecast(env["storage"], spec, env["settings"], T0)
+    assert fc.sizes["lead_time"] == 4 and not fc["2m_temperature"].isnull().any()
+    # The asset rolls out with the forcings of the partition's analysis time.
+    loaded = load_artifact(artifact)
+    model = build_model("fno", HP, spec.in_channels, len(spec.output_features), loaded.state_dict)
+    x0 = standardize(stack_features(simulate_state(T0, GRID), spec.input_features), loaded.stats)
+    kw = dict(features=spec.input_features, timestep=spec.timestep, device="cpu")
+    grid = dict(latitude=GRID.latitude, longitude=GRID.longitude, forcings=FORCINGS)
+    expected = list(rollout(x0.values, model, loaded.stats, 4, analysis_time=T0, **kw, **grid))
+    index = spec.input_features.index("2m_temperature")
+    np.testing.assert_allclose(
+        fc["2m_temperature"].values[0, -1], expected[-1].state[0, index], rtol=1e-5, atol=1e-3
+    )
+
+
+def test_artifact_forcings_must_match_the_registry(env):
+    artifact = make_artifact(env["tmp"] / "plain.zip")  # trained without forcings
+    spec = fno_spec(env, artifact, forcings=list(FORCINGS))
+    result = run(env, assets_for(env, spec)[1:], raise_on_error=False)
+    err = result.failure_data_for_node("normalized__tiny_fno").error
+    message = str(err.cause or err)
+    assert "does not fit model 'tiny-fno'" in message
+    assert "forcings [] != registry ['cos_local_hour', 'sin_local_hour']" in message
 
 
 def test_missing_artifact_fails_only_that_model(env):

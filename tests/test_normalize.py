@@ -12,9 +12,13 @@ from hypothesis.extra.numpy import arrays
 from weather_assets.canonical import feature_name, features_of
 from weather_assets.forecast.normalize import (
     FEATURE_DIM,
+    FORCING_NAMES,
     STAT_NAMES,
+    check_forcings,
     compute_stats,
     destandardize,
+    forcing_array,
+    forcing_fields,
     identity_stats,
     parse_feature,
     stack_features,
@@ -125,3 +129,49 @@ def test_unstack_inverts_stack(history):
 def test_parse_feature_inverts_feature_name(level):
     var = "2m_temperature" if level is None else "temperature"
     assert parse_feature(feature_name(var, level)) == (var, level)
+
+
+def test_forcings_are_bounded_deterministic_float32():
+    lat, lon = GRID.latitude, GRID.longitude
+    fields = forcing_fields(FORCING_NAMES, "2026-06-21T12:00", lat, lon)
+    assert fields.shape == (len(FORCING_NAMES), lat.size, lon.size) and fields.dtype == np.float32
+    assert np.all(np.abs(fields) <= 1.0)
+    again = forcing_fields(FORCING_NAMES, np.datetime64("2026-06-21T12:00"), lat, lon)
+    assert fields.tobytes() == again.tobytes()
+    # tz-aware times are the same instant in UTC
+    import pandas as pd
+
+    aware = forcing_fields(FORCING_NAMES, pd.Timestamp("2026-06-21T14:00+02:00"), lat, lon)
+    np.testing.assert_array_equal(aware, fields)
+
+
+def test_local_hour_follows_the_sun():
+    lat, lon = np.array([-30.0, 0.0, 45.0]), np.array([0.0, 90.0, 180.0, 270.0])
+    names = ["cos_local_hour", "sin_local_hour", "cos_day_of_year", "toa_insolation"]
+    noon_greenwich = forcing_fields(names, "2026-01-10T12:00", lat, lon)
+    # Local noon at 0E (cos 1), 18 local at 90E, midnight at 180E, 06 local at 270E.
+    np.testing.assert_allclose(noon_greenwich[0, 0], [1, 0, -1, 0], atol=1e-6)
+    np.testing.assert_allclose(noon_greenwich[1, 0], [0, 1, 0, -1], atol=1e-6)
+    assert np.ptp(noon_greenwich[0], axis=0).max() < 1e-6  # the same at every latitude
+    assert np.ptp(noon_greenwich[2]) == 0  # day of year: constant in space
+    # Insolation: sunlit around 0E, zero on the night side, highest in the summer hemisphere.
+    toa = noon_greenwich[3]
+    assert toa[:, 2].max() == 0 and toa[0, 0] > toa[2, 0] > 0
+    # Six hours later the pattern has moved 90 degrees west.
+    later = forcing_fields(names, "2026-01-10T18:00", lat, lon)
+    np.testing.assert_allclose(later[0], np.roll(noon_greenwich[0], -1, axis=1), atol=1e-6)
+
+
+def test_forcing_array_stacks_times():
+    times = np.array(["2026-01-01T00", "2026-01-01T06"], dtype="datetime64[ns]")
+    arr = forcing_array(["sin_day_of_year"], times, GRID.latitude, GRID.longitude)
+    assert arr.shape == (2, 1, GRID.latitude.size, GRID.longitude.size)
+    assert forcing_array(["sin_day_of_year"], [], GRID.latitude, GRID.longitude).shape[0] == 0
+
+
+def test_unknown_or_repeated_forcing_names():
+    with pytest.raises(ValueError, match="unknown forcing 'sun'; valid forcings are: cos_local"):
+        check_forcings(["sun"])
+    with pytest.raises(ValueError, match="'cos_local_hour' listed more than once"):
+        check_forcings(["cos_local_hour", "cos_local_hour"])
+    assert check_forcings(()) == []

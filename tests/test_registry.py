@@ -68,6 +68,10 @@ def test_shipped_registry_loads():
     root = DEFAULT_REGISTRY_DIR.parent.parent
     assert fno.artifact_location == str((root / "artifacts" / "fno-demo.zip").resolve())
     assert fno.artifact.sha256 is None
+    # The FNO takes time-of-day forcings after its state channels; persistence none.
+    assert fno.forcings == ("cos_local_hour", "sin_local_hour") and pers.forcings == ()
+    assert fno.in_channels == len(SIM_FEATURES) + 2 and pers.in_channels == len(SIM_FEATURES)
+    assert fno.training.loss_horizon == timedelta(hours=24)
 
 
 def test_missing_sha256_for_local_artifact_logs_a_warning(tmp_path, caplog):
@@ -103,6 +107,22 @@ def test_missing_sha256_for_local_artifact_logs_a_warning(tmp_path, caplog):
             entry(input_variables=[{"name": "temperature"}]),
             ["'input_variables.0'", "has pressure levels"],
         ),
+        (
+            entry(architecture="fno", artifact={"uri": "a.zip"}, forcings=["sunshine"]),
+            ["'forcings'", "unknown forcing 'sunshine'", "valid forcings are", "cos_local_hour"],
+        ),
+        (
+            entry(
+                architecture="fno",
+                artifact={"uri": "a.zip"},
+                forcings=["cos_local_hour", "cos_local_hour"],
+            ),
+            ["'forcings'", "'cos_local_hour' listed more than once"],
+        ),
+        (
+            entry(forcings=["cos_local_hour"]),
+            ["'forcings' are network inputs of fno/sfno", "'persistence' takes none"],
+        ),
         (entry(runtime={"gpu": -1}), ["'runtime.gpu'"]),
         (entry(runtime={"memory": "lots"}), ["'runtime.memory'", "Kubernetes quantity"]),
         ({k: v for k, v in entry().items() if k != "timestep"}, ["'timestep'", "required"]),
@@ -116,6 +136,22 @@ def test_invalid_entries_fail_with_one_sentence(tmp_path, data, needles):
     assert message.startswith(str(path)) and "\n" not in message
     for needle in needles:
         assert needle in message
+
+
+def test_forcings_are_optional_and_kept_in_order(tmp_path):
+    path = write(
+        tmp_path,
+        "f.yaml",
+        entry(
+            name="f",
+            architecture="fno",
+            artifact={"uri": "a.zip"},
+            forcings=["toa_insolation", "sin_day_of_year"],
+        ),
+    )
+    spec = load_spec(path, base_dir=tmp_path)
+    assert spec.forcings == ("toa_insolation", "sin_day_of_year") and spec.in_channels == 4
+    assert load_spec(write(tmp_path, "g.yaml", entry(name="g")), base_dir=tmp_path).forcings == ()
 
 
 def test_duplicate_names_are_refused(tmp_path):

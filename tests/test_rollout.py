@@ -14,6 +14,7 @@ from model_registry.artifact import GridSummary
 from weather_assets.canonical import features_of
 from weather_assets.forecast.normalize import (
     compute_stats,
+    forcing_fields,
     identity_stats,
     stack_features,
     standardize,
@@ -52,9 +53,14 @@ class Constant(torch.nn.Module):
         return torch.full_like(x, self.value)
 
 
-def tiny_fno(n: int) -> torch.nn.Module:
+def tiny_fno(n: int, n_forcings: int = 0) -> torch.nn.Module:
     torch.manual_seed(1)
-    return new_model("fno", {"n_modes": [4, 8], "hidden_channels": 4, "n_layers": 1}, n, n).eval()
+    hp = {"n_modes": [4, 8], "hidden_channels": 4, "n_layers": 1}
+    return new_model("fno", hp, n + n_forcings, n).eval()
+
+
+FORCINGS = ["cos_local_hour", "sin_local_hour"]
+GRID_KW = {"latitude": GRID.latitude, "longitude": GRID.longitude}
 
 
 def test_persistence_repeats_initial_state(setup):
@@ -93,6 +99,16 @@ def test_rollout_is_lazy(setup):
     )
     next(gen)
     assert len(calls) == 1  # one lead time computed per item pulled
+
+
+def test_suspended_rollout_does_not_leak_inference_mode(setup):
+    f, stats = setup["features"], setup["stats"]
+    x0 = np.zeros((len(f), 10, 18), np.float32)
+    gen = rollout(x0, tiny_fno(len(f)), stats, 3, features=f, timestep=SIX)
+    next(gen)  # suspended between lead times, as while the writer stores a step
+    assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
+    del gen  # abandoned: nothing to restore either
+    assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
 
 
 def test_deterministic_on_cpu(setup):
@@ -316,3 +332,117 @@ def test_writer_failure_propagates(setup, tmp_path):
             latitude=GRID.latitude,
             longitude=GRID.longitude,
         )
+
+
+def test_forcings_are_recomputed_at_each_steps_valid_time(setup):
+    f = setup["features"]
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return torch.zeros_like(x[:, : len(f)])  # state channels come first
+
+    x0 = np.zeros((len(f), 10, 18), np.float32)
+    steps = list(
+        rollout(
+            x0,
+            Recording(),
+            identity_stats(f),
+            3,
+            features=f,
+            timestep=SIX,
+            members=2,
+            forcings=FORCINGS,
+            analysis_time="2026-01-01T06:00",
+            **GRID_KW,
+        )
+    )
+    assert len(steps) == 3 and [x.shape for x in seen] == [(2, len(f) + 2, 10, 18)] * 3
+    for k, x in enumerate(seen):
+        # Input of step k+1: the state valid at analysis + k * timestep, and its forcings.
+        expected = forcing_fields(FORCINGS, np.datetime64("2026-01-01T06:00") + k * SIX, **GRID_KW)
+        for member in range(2):
+            np.testing.assert_array_equal(x[member, len(f) :].numpy(), expected)
+    assert not np.array_equal(seen[0][0, len(f) :], seen[1][0, len(f) :])
+
+
+def test_analysis_hour_changes_the_forecast_through_forcings(setup):
+    f, stats = setup["features"], setup["stats"]
+    s0 = standardize(setup["states"].isel(time=[0]), stats).values
+    model = tiny_fno(len(f), len(FORCINGS))
+
+    def last(analysis_time):
+        kw = dict(features=f, timestep=SIX, forcings=FORCINGS, device="cpu", **GRID_KW)
+        out = list(rollout(s0, model, stats, 2, analysis_time=analysis_time, **kw))
+        return out[-1].state
+
+    at_00, at_06 = last("2026-01-01T00:00"), last("2026-01-01T06:00")
+    assert not np.allclose(at_00, at_06)  # same initial state, different sun
+    assert last("2026-01-01T00:00").tobytes() == at_00.tobytes()  # deterministic
+    # A day later the sun is in the same place: the forecast is the same (no day-of-year).
+    np.testing.assert_array_equal(last(np.datetime64("2026-01-02T00:00")), at_00)
+
+
+def test_forcings_need_analysis_time_and_grid(setup):
+    f, stats = setup["features"], setup["stats"]
+    x0 = np.zeros((len(f), 10, 18), np.float32)
+    model = tiny_fno(len(f), 2)
+    with pytest.raises(ValueError, match="needs analysis_time, latitude and longitude"):
+        next(rollout(x0, model, stats, 1, features=f, timestep=SIX, forcings=FORCINGS))
+    with pytest.raises(ValueError, match="do not match the state's grid"):
+        next(
+            rollout(
+                x0,
+                model,
+                stats,
+                1,
+                features=f,
+                timestep=SIX,
+                forcings=FORCINGS,
+                analysis_time="2026-01-01",
+                latitude=GRID.latitude[:-1],
+                longitude=GRID.longitude,
+            )
+        )
+    with pytest.raises(ValueError, match="unknown forcing 'moon'"):
+        next(rollout(x0, model, stats, 1, features=f, timestep=SIX, forcings=["moon"]))
+
+
+def test_run_forecast_with_forcings_uses_the_analysis_time(setup, tmp_path):
+    f, stats = setup["features"], setup["stats"]
+    normalized = standardize(setup["states"].isel(time=[1]), stats)  # 2026-01-01T06
+    model = tiny_fno(len(f), len(FORCINGS))
+    store = tmp_path / "fc.zarr"
+    run_forecast(
+        normalized,
+        model,
+        stats,
+        steps=2,
+        timestep=SIX,
+        stores=[str(store)],
+        members=2,
+        forcings=FORCINGS,
+    )
+    written = xr.open_zarr(store, consolidated=True)
+    assert written.sizes["member"] == 2 and not written["temperature"].isnull().any()
+    expected = steps_to_dataset(
+        rollout(
+            normalized.values,
+            model,
+            stats,
+            2,
+            features=f,
+            timestep=SIX,
+            members=2,
+            forcings=FORCINGS,
+            analysis_time="2026-01-01T06:00",
+            **GRID_KW,
+        ),
+        analysis_time=normalized["time"].values[0],
+        features=f,
+        ensemble=True,
+        **GRID_KW,
+    )
+    for var in expected.data_vars:
+        np.testing.assert_array_equal(written[var].values, expected[var].values)

@@ -1,9 +1,11 @@
-"""Training on simulator history: the FNO beats persistence at 24 h; the train CLI."""
+"""Training on simulator history: the FNO beats persistence at 24 h everywhere; the train CLI."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -12,12 +14,20 @@ from typer.testing import CliRunner
 from model_registry.artifact import load_artifact, sha256_file
 from model_registry.cli import app
 from model_registry.registry import DEFAULT_REGISTRY_DIR
-from model_registry.training import evaluate_vs_persistence, simulate_history, train_fno
+from model_registry.training import (
+    evaluate_vs_persistence,
+    horizon_loss_weights,
+    simulate_history,
+    train_fno,
+)
+from weather_assets.canonical import features_of
+from weather_assets.forecast.normalize import compute_stats, stack_features
 from weather_assets.simulator import Grid
 
 GRID = Grid(-90.0, 90.0, 0.0, 350.0, 10.0)  # 19 x 36: trains in a few seconds
 START = pd.Timestamp("2026-01-01")
 END = START + pd.Timedelta(days=20)
+FORCINGS = ["cos_local_hour", "sin_local_hour"]
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +38,14 @@ def trained(tmp_path_factory):
         END,
         out=out,
         name="small",
-        steps=300,
-        hidden_channels=8,
-        n_modes=(4, 8),
+        # The smallest setting found to beat persistence on all 8 features with a margin
+        # (24 h RMSE ratios 0.42 at most, also for other training windows): ~5 s on 2 cores.
+        steps=400,
+        hidden_channels=16,
+        n_modes=(8, 16),
         n_layers=2,
+        learning_rate=1e-2,
+        forcings=FORCINGS,
         grid=GRID,
         progress=False,
         version="test",
@@ -43,19 +57,41 @@ def test_artifact_is_valid_and_describes_training(trained):
     assert loaded.sha256 == trained.sha256 == sha256_file(trained.path)
     m = loaded.manifest
     assert m.name == "small" and m.version == "test" and m.architecture.name == "fno"
+    assert list(m.forcings) == FORCINGS == trained.forcings and m.in_channels == 8 + 2
     assert m.grid.latitude.size == 19 and m.grid.longitude.size == 36
     assert m.provenance["training_data"]["samples"] == 20 * 4 - 1
     assert m.provenance["training_data"]["source"].endswith("simulate_state")
+    weights = m.provenance["training_data"]["loss_weights"]
+    assert list(weights) == trained.features and weights["2m_temperature"] == max(weights.values())
     assert trained.losses[-1] < 0.5 * trained.losses[0]
 
 
 def test_beats_persistence_at_24h_on_held_out_cycles(trained):
     held_out = simulate_history(END + pd.Timedelta(days=3), END + pd.Timedelta(days=6), grid=GRID)
-    scores = evaluate_vs_persistence(trained.model, trained.stats, held_out, trained.features)
-    wins = [f for f, (model, persistence) in scores.items() if model < persistence]
-    assert len(wins) > len(scores) / 2, scores
+    scores = evaluate_vs_persistence(
+        trained.model, trained.stats, held_out, trained.features, forcings=trained.forcings
+    )
+    assert len(scores) == 8
+    losses = {f: (model, pers) for f, (model, pers) in scores.items() if not model < pers}
+    assert not losses, f"persistence wins on {losses}; all scores {scores}"
     # Geopotential moves with the waves: the model must beat persistence clearly there.
     assert scores["geopotential_500hPa"][0] < 0.7 * scores["geopotential_500hPa"][1]
+    # 24 h persistence repeats the diurnal cycle exactly; with the local-hour forcings the
+    # model follows the sun too and wins clearly on 2 m temperature.
+    assert scores["2m_temperature"][0] < 0.7 * scores["2m_temperature"][1], scores
+
+
+def test_horizon_loss_weights_raise_2m_temperature():
+    hist = simulate_history(START, START + pd.Timedelta(days=4), grid=GRID)
+    states = stack_features(hist, features_of(hist))
+    stats = compute_stats(states)
+    six, day = timedelta(hours=6), timedelta(hours=24)
+    w = dict(zip(features_of(hist), horizon_loss_weights(states, stats, six, day), strict=True))
+    assert np.isclose(np.mean(list(w.values())), 1.0)
+    # Its 6 h change is mostly the diurnal wave, which cancels over 24 h.
+    assert w["2m_temperature"] > 5 * max(v for k, v in w.items() if k != "2m_temperature")
+    short = states.isel(time=slice(0, 3))  # shorter than the horizon: equal weights
+    np.testing.assert_array_equal(horizon_loss_weights(short, stats, six, day), np.ones(8))
 
 
 def test_train_cli_uses_registry_defaults(tmp_path):
@@ -77,6 +113,8 @@ def test_train_cli_uses_registry_defaults(tmp_path):
             "2026-01-03",
             "--steps",
             "3",
+            "--evaluate-days",
+            "1",
             "--registry",
             str(registry),
         ],
@@ -87,6 +125,8 @@ def test_train_cli_uses_registry_defaults(tmp_path):
     assert f"sha256 {sha256_file(zip_path)}" in result.output
     manifest = load_artifact(zip_path).manifest
     assert manifest.grid.latitude.size == 7 and manifest.provenance["training_data"]["samples"] == 7
+    assert list(manifest.forcings) == entry["forcings"] == FORCINGS
+    assert "| 2m_temperature |" in result.output  # the evaluation ran with the forcings
     assert Path(zip_path).stat().st_size > 0
 
 

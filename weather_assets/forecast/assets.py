@@ -100,6 +100,11 @@ def load_model_artifact(spec: ModelSpec, settings: PlatformSettings) -> LoadedAr
         )
     if list(loaded.manifest.output_features) != spec.output_features:
         problems.append("output features differ from the registry's")
+    if list(loaded.manifest.forcings) != list(spec.forcings):
+        problems.append(
+            f"forcings {list(loaded.manifest.forcings)} != registry {list(spec.forcings)} "
+            "(retrain the artifact for this entry)"
+        )
     if loaded.manifest.timestep != spec.timestep:
         problems.append(
             f"timestep {format_duration(loaded.manifest.timestep)} != registry "
@@ -176,6 +181,8 @@ def _output_version(spec: ModelSpec) -> str:
             "container",
         },
     )
+    if spec.forcings:  # only when set, so models without forcings keep their code version
+        fields["forcings"] = list(spec.forcings)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -217,6 +224,7 @@ def build_model_assets(
         "timestep": format_duration(spec.timestep),
         "max_lead_time": format_duration(spec.max_lead_time),
         "members": spec.members,
+        "forcings": ", ".join(spec.forcings) or "none",
         "artifact_uri": spec.artifact.uri if spec.artifact else "none",
     }
 
@@ -329,7 +337,7 @@ def build_model_assets(
             model = build_model(
                 spec.architecture,
                 hp,
-                len(spec.input_features),
+                spec.in_channels,  # state features, then forcings
                 len(spec.output_features),
                 state_dict=loaded.state_dict if loaded else None,
             )
@@ -349,6 +357,7 @@ def build_model_assets(
                     device=config.device,
                     attrs=attrs,
                     storage_options=store.storage_options or None,
+                    forcings=spec.forcings,
                 )
             md = {
                 "device": summary.device,

@@ -4,14 +4,25 @@ Statistics follow mllam-data-prep: ``state__train__mean``/``state__train__std`` 
 and ``state__train__diff_mean``/``state__train__diff_std`` of its one-step tendencies
 ``x[t+1] - x[t]``, each along a ``state_feature`` dimension. Statistics are unweighted over
 time, latitude and longitude, as mllam-data-prep computes them.
+
+Forcings (``FORCINGS``) are extra network inputs that are known functions of time, latitude
+and longitude (time of day, time of year, top-of-atmosphere insolation), computed rather than
+read from data and never predicted, as GraphCast and Aurora feed them. They are bounded in
+[-1, 1] by construction, i.e. already O(1) like a standardized state, so they carry no
+statistics and are given to the network as they are (identity normalization): an artifact's
+``stats`` cover its state features only.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from weather_assets.canonical import VARIABLES, feature_name
@@ -182,3 +193,146 @@ def unstack_features(states: xr.DataArray) -> xr.Dataset:
     if "level" in ds.coords:
         ds["level"].attrs.update(units="hPa", standard_name="air_pressure")
     return ds
+
+
+# ---------------------------------------------------------------------------------------------
+# forcings: known functions of (time, latitude, longitude) given to the network as inputs
+
+# Solar declination amplitude (degrees) and the day of year of the December solstice offset
+# (Cooper 1969: declination = -23.44 cos(2 pi (doy + 10) / 365)).
+_OBLIQUITY = 23.44
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """One UTC time as the quantities the forcings are made of."""
+
+    hour_utc: float  # hours since 00 UTC, fractional
+    year_fraction: float  # (day of year - 1 + hour / 24) / days in the year, in [0, 1)
+
+
+def _clock(time: Any) -> _Clock:
+    ts = pd.Timestamp(time)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    hour = ts.hour + ts.minute / 60.0 + (ts.second + ts.microsecond * 1e-6) / 3600.0
+    days_in_year = 366.0 if ts.is_leap_year else 365.0
+    return _Clock(hour, (ts.dayofyear - 1 + hour / 24.0) / days_in_year)
+
+
+def _hour_angle(c: _Clock, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Local solar hour angle (radians, 0 at local noon): local mean solar time = UTC + lon/15."""
+    local_hour = c.hour_utc + lon / 15.0
+    return np.broadcast_to(2 * np.pi * (local_hour - 12.0) / 24.0, (lat.size, lon.size))
+
+
+def _year_angle(c: _Clock, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    return np.full((lat.size, lon.size), 2 * np.pi * c.year_fraction)
+
+
+def _cos_solar_zenith(c: _Clock, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Cosine of the solar zenith angle (negative at night): sin(lat) sin(decl) + ..."""
+    declination = np.deg2rad(-_OBLIQUITY) * np.cos(2 * np.pi * (c.year_fraction + 10.0 / 365.0))
+    phi = np.deg2rad(lat)[:, None]
+    return np.sin(phi) * np.sin(declination) + np.cos(phi) * np.cos(declination) * np.cos(
+        _hour_angle(c, lat, lon)
+    )
+
+
+def _toa_insolation(c: _Clock, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Cosine of the solar zenith angle clipped at 0 (TOA insolation / solar constant)."""
+    return np.clip(_cos_solar_zenith(c, lat, lon), 0.0, None)
+
+
+@dataclass(frozen=True)
+class Forcing:
+    """One forcing channel: what it is and how to compute it on a grid at one time."""
+
+    name: str
+    description: str
+    compute: Callable[[_Clock, np.ndarray, np.ndarray], np.ndarray]
+
+
+FORCINGS: dict[str, Forcing] = {
+    f.name: f
+    for f in (
+        Forcing(
+            "cos_local_hour",
+            "cosine of the local solar hour angle (UTC hour + longitude/15; 1 at local noon)",
+            lambda c, lat, lon: np.cos(_hour_angle(c, lat, lon)),
+        ),
+        Forcing(
+            "sin_local_hour",
+            "sine of the local solar hour angle (0 at local noon, -1 at 06 local time)",
+            lambda c, lat, lon: np.sin(_hour_angle(c, lat, lon)),
+        ),
+        Forcing(
+            "cos_day_of_year",
+            "cosine of 2 pi x fraction of the UTC year (constant in space)",
+            lambda c, lat, lon: np.cos(_year_angle(c, lat, lon)),
+        ),
+        Forcing(
+            "sin_day_of_year",
+            "sine of 2 pi x fraction of the UTC year (constant in space)",
+            lambda c, lat, lon: np.sin(_year_angle(c, lat, lon)),
+        ),
+        Forcing(
+            "cos_solar_zenith",
+            "cosine of the solar zenith angle, not clipped (negative at night), as FourCastNet "
+            "feeds it: a diurnal wave whose amplitude follows cos(latitude)",
+            _cos_solar_zenith,
+        ),
+        Forcing(
+            "toa_insolation",
+            "top-of-atmosphere insolation over the solar constant: cosine of the solar "
+            "zenith angle clipped at 0 (declination from the day of year)",
+            _toa_insolation,
+        ),
+    )
+}
+FORCING_NAMES: tuple[str, ...] = tuple(FORCINGS)
+
+
+def check_forcings(names: Sequence[str]) -> list[str]:
+    """The names as a list; ``ValueError`` naming an unknown or repeated one and the valid ones."""
+    names = [str(n) for n in names]
+    for name in names:
+        if name not in FORCINGS:
+            raise ValueError(
+                f"unknown forcing {name!r}; valid forcings are: {', '.join(FORCING_NAMES)}"
+            )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"forcing(s) {', '.join(map(repr, repeated))} listed more than once")
+    return names
+
+
+def forcing_fields(
+    names: Sequence[str],
+    time: datetime | np.datetime64 | pd.Timestamp | str,
+    latitude: Sequence[float],
+    longitude: Sequence[float],
+) -> np.ndarray:
+    """Forcings at one valid time as float32 ``(len(names), lat, lon)`` (deterministic)."""
+    names = check_forcings(names)
+    lat = np.asarray(latitude, dtype=np.float64)
+    lon = np.asarray(longitude, dtype=np.float64)
+    out = np.empty((len(names), lat.size, lon.size), dtype=np.float32)
+    if names:
+        c = _clock(time)
+        for i, name in enumerate(names):
+            out[i] = FORCINGS[name].compute(c, lat, lon)
+    return out
+
+
+def forcing_array(
+    names: Sequence[str],
+    times: Sequence[Any],
+    latitude: Sequence[float],
+    longitude: Sequence[float],
+) -> np.ndarray:
+    """Forcings at several valid times as float32 ``(time, len(names), lat, lon)``."""
+    lat, lon = np.asarray(latitude), np.asarray(longitude)
+    if len(times) == 0:
+        return np.empty((0, len(names), lat.size, lon.size), dtype=np.float32)
+    return np.stack([forcing_fields(names, t, lat, lon) for t in times])

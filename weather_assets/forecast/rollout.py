@@ -9,6 +9,11 @@ its one-step tendency; s = (x - mu) / sigma is the standardized state)::
 i.e. the network predicts the standardized tendency, as in neural-lam. With identity
 statistics (mu=0, sigma=1, delta_mu=0, delta_sigma=1) and a zero-output model this is
 persistence. Steps are yielded one lead time at a time so the writer holds one step in memory.
+
+A model with forcings (``weather_assets.forecast.normalize.FORCINGS``) takes
+``concat(s[t], forcings(t))`` along the channel axis: the forcings are recomputed for each
+step at the valid time ``t = analysis_time + (k - 1) * timestep`` of the state it steps from
+(the input time, as in training), so only one step's forcings are ever held.
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from weather_assets.forecast.normalize import FEATURE_DIM, stats_for, unstack_features
+from weather_assets.forecast.normalize import (
+    FEATURE_DIM,
+    check_forcings,
+    forcing_fields,
+    stats_for,
+    unstack_features,
+)
 
 # Initial-condition perturbation of ensemble members k>0: Gaussian white noise of this
 # standard deviation in standardized units, i.e. 5 % of each feature's climatological spread,
@@ -142,11 +153,17 @@ def rollout(
     perturbation: float = DEFAULT_PERTURBATION,
     seed: int = 0,
     device: str | torch.device | None = None,
+    forcings: Sequence[str] = (),
+    analysis_time: datetime | np.datetime64 | pd.Timestamp | str | None = None,
+    latitude: Sequence[float] | None = None,
+    longitude: Sequence[float] | None = None,
 ) -> Iterator[RolloutStep]:
     """Yield the physical state at each lead time ``timestep * (1..steps)``.
 
     ``x0_norm`` is the standardized initial state, (F, H, W) or (1, F, H, W), in the order of
-    ``features`` (which must be both the model's inputs and outputs).
+    ``features`` (which must be both the model's inputs and outputs). A model with
+    ``forcings`` also needs ``analysis_time`` and the grid (``latitude``, ``longitude``) to
+    compute them at each step's input time.
     """
     x0 = torch.as_tensor(np.asarray(x0_norm) if not isinstance(x0_norm, torch.Tensor) else x0_norm)
     if x0.ndim == 3:
@@ -155,16 +172,39 @@ def rollout(
         raise ValueError(
             f"initial state must be (1, {len(features)}, lat, lon), got {tuple(x0.shape)}"
         )
+    forcings = check_forcings(forcings)
+    if forcings:
+        if analysis_time is None or latitude is None or longitude is None:
+            raise ValueError(
+                f"a model with forcings {forcings} needs analysis_time, latitude and longitude"
+            )
+        lat, lon = np.asarray(latitude, dtype=np.float64), np.asarray(longitude, dtype=np.float64)
+        if (lat.size, lon.size) != tuple(x0.shape[-2:]):
+            raise ValueError(
+                f"latitude/longitude ({lat.size}, {lon.size}) do not match the state's grid "
+                f"{tuple(x0.shape[-2:])}"
+            )
+        t_init = pd.Timestamp(analysis_time)
     check_finite(x0, features)  # before any model compute
     dev = select_device(device)
     model = model.to(dev).eval()
     mean, std, dmean, dstd = _stat_tensors(stats, features, dev)
+    # Inference mode is entered per step and never held across a ``yield``: grad mode is
+    # thread-local, so a generator suspended (or abandoned) inside it would leak inference
+    # mode into the consumer's code, e.g. a later training run in the same process.
     with torch.inference_mode():
         s = initial_members(x0.to(dev, torch.float32), members, perturbation, seed)
         x = s * std + mean
-        for step in range(1, steps + 1):
-            t0 = _time.perf_counter()
-            tendency = model(s)
+    for step in range(1, steps + 1):
+        t0 = _time.perf_counter()
+        with torch.inference_mode():
+            if forcings:
+                # Forcings at the valid time of the state being stepped from (its input time).
+                f = forcing_fields(forcings, t_init + timestep * (step - 1), lat, lon)
+                f = torch.from_numpy(f).to(dev).unsqueeze(0).expand(s.shape[0], -1, -1, -1)
+                tendency = model(torch.cat([s, f], dim=1))
+            else:
+                tendency = model(s)
             if tendency.shape != s.shape:
                 raise ValueError(
                     f"model output {tuple(tendency.shape)} does not match state {tuple(s.shape)}"
@@ -172,7 +212,7 @@ def rollout(
             x = x + dmean + dstd * tendency
             s = (x - mean) / std
             state = x.detach().to("cpu", torch.float32).numpy().copy()  # syncs the device
-            yield RolloutStep(step, timestep * step, state, _time.perf_counter() - t0)
+        yield RolloutStep(step, timestep * step, state, _time.perf_counter() - t0)
 
 
 def step_dataset(
@@ -429,11 +469,13 @@ def run_forecast(
     device: str | torch.device | None = None,
     attrs: dict[str, Any] | None = None,
     storage_options: dict[str, Any] | None = None,
+    forcings: Sequence[str] = (),
 ) -> ForecastSummary:
     """Platform forecast step: checks, rollout, de-normalization and zarr write, bounded memory.
 
     ``normalized`` is the standardized input (time=1, state_feature, latitude, longitude);
-    ``stores`` one zarr URL for all members or one per member (see ``write_steps``).
+    ``stores`` one zarr URL for all members or one per member (see ``write_steps``);
+    ``forcings`` the model's forcing names (computed per step from the analysis time).
     """
     features = [str(f) for f in normalized[FEATURE_DIM].values]
     check_grid(normalized["latitude"].values, normalized["longitude"].values, grid)
@@ -454,6 +496,10 @@ def run_forecast(
         perturbation=perturbation,
         seed=seed,
         device=dev,
+        forcings=forcings,
+        analysis_time=normalized["time"].values[0],
+        latitude=normalized["latitude"].values,
+        longitude=normalized["longitude"].values,
     )
     return write_steps(
         gen,
