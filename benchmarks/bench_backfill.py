@@ -68,13 +68,17 @@ def main() -> None:
         )
         assert result.success
     dagster_s = time.perf_counter() - t0
-    print(f"{n} partitions ({args.days} days, 6-hourly), 91x180 grid, 8 fields; "
-          f"simulating the upstream took {sim_s:.1f} s")
+    print(
+        f"{n} partitions ({args.days} days, 6-hourly), 91x180 grid, 8 fields; "
+        f"simulating the upstream took {sim_s:.1f} s"
+    )
     print("| way | wall (s) | per partition (s) | ratio to plain |")
     print("|---|---:|---:|---:|")
     print(f"| plain loop | {plain_s:.1f} | {plain_s / n:.3f} | 1.00 |")
-    print(f"| dagster, run per partition (+3 checks) | {dagster_s:.1f} | {dagster_s / n:.3f} | "
-          f"{dagster_s / plain_s:.2f} |")
+    print(
+        f"| dagster, run per partition (+3 checks) | {dagster_s:.1f} | {dagster_s / n:.3f} | "
+        f"{dagster_s / plain_s:.2f} |"
+    )
     print(f"\nper-partition orchestration overhead: {(dagster_s - plain_s) / n:.3f} s")
 
 

@@ -69,19 +69,35 @@ def main() -> None:
         for name in ("plain", "platform"):
             out = f"{tmp}/{name}"
             res = subprocess.run(
-                [sys.executable, __file__, "--variant", name, "--src", src, "--out", out,
-                 "--step", str(args.step)],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--variant",
+                    name,
+                    "--src",
+                    src,
+                    "--out",
+                    out,
+                    "--step",
+                    str(args.step),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
     base = rows[0]
-    print(f"grid {ds.sizes['latitude']}x{ds.sizes['longitude']}, {len(LEVELS)} levels, "
-          f"{len(ds.data_vars)} variables, NetCDF {size_mb:.0f} MB; simulating it took {sim_s:.2f} s")
+    print(
+        f"grid {ds.sizes['latitude']}x{ds.sizes['longitude']}, {len(LEVELS)} levels, "
+        f"{len(ds.data_vars)} variables, NetCDF {size_mb:.0f} MB; simulating it took {sim_s:.2f} s"
+    )
     print("| variant | seconds | ratio to plain | peak RSS (MB) |")
     print("|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {r['seconds']:.2f} | {r['seconds'] / base['seconds']:.2f} | "
-              f"{r['peak_mb']:.0f} |")
+        print(
+            f"| {r['variant']} | {r['seconds']:.2f} | {r['seconds'] / base['seconds']:.2f} | "
+            f"{r['peak_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

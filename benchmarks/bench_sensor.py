@@ -48,10 +48,13 @@ def main() -> None:
             client.create_bucket(Bucket=bucket)
             prefix = "nwp/sim/analysis/w0_s-90_e358_n90/dx2deg_dy2deg"
 
-            def put(i: int) -> str:
+            def put(i: int, bucket: str = bucket, prefix: str = prefix) -> str:
                 key = time_to_partition_key(start + timedelta(hours=6 * i))
-                client.put_object(Bucket=bucket, Key=f"{prefix}/{key}/member0/analysis.zarr/.zmetadata",
-                                  Body=b"{}")
+                client.put_object(
+                    Bucket=bucket,
+                    Key=f"{prefix}/{key}/member0/analysis.zarr/.zmetadata",
+                    Body=b"{}",
+                )
                 return key
 
             keys = [put(i) for i in range(n)]

@@ -22,18 +22,23 @@ def _describe(settings) -> dict:
         node = graph.get(key)
         cond = node.automation_condition
         op_tags = defs.resolve_assets_def(key).op.tags if node.is_materializable else {}
-        out["assets"][key.to_user_string()] = json.loads(json.dumps({
-            "deps": sorted(p.to_user_string() for p in node.parent_keys),
-            "group": node.group_name,
-            "kinds": sorted(node.kinds),
-            "partitions": str(node.partitions_def) if node.partitions_def else None,
-            "automation": cond.get_label() or type(cond).__name__ if cond else None,
-            "code_version": node.code_version,
-            "pool": sorted(node.pools) if node.pools else None,
-            "k8s_config": json.loads(op_tags.get("dagster-k8s/config", "null")),
-            "observable": node.is_observable,
-            "materializable": node.is_materializable,
-        }, default=str))
+        out["assets"][key.to_user_string()] = json.loads(
+            json.dumps(
+                {
+                    "deps": sorted(p.to_user_string() for p in node.parent_keys),
+                    "group": node.group_name,
+                    "kinds": sorted(node.kinds),
+                    "partitions": str(node.partitions_def) if node.partitions_def else None,
+                    "automation": cond.get_label() or type(cond).__name__ if cond else None,
+                    "code_version": node.code_version,
+                    "pool": sorted(node.pools) if node.pools else None,
+                    "k8s_config": json.loads(op_tags.get("dagster-k8s/config", "null")),
+                    "observable": node.is_observable,
+                    "materializable": node.is_materializable,
+                },
+                default=str,
+            )
+        )
     out["checks"] = sorted(k.to_user_string() for k in graph.asset_check_keys)
     out["sensors"] = sorted(s.name for s in defs.sensors)
     out["resources"] = sorted(defs.resources)
@@ -58,5 +63,8 @@ def test_every_partitioned_asset_shares_the_analysis_time_partitions(settings):
         if graph.get(k).partitions_def is not None
     }
     assert len(parts) == 1
-    assert all(isinstance(graph.get(k).partitions_def, dg.TimeWindowPartitionsDefinition)
-               for k in graph.get_all_asset_keys() if graph.get(k).partitions_def)
+    assert all(
+        isinstance(graph.get(k).partitions_def, dg.TimeWindowPartitionsDefinition)
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).partitions_def
+    )

@@ -71,12 +71,15 @@ def test_incomplete_store_is_invisible(tmp_path):
 
 def test_write_bytes_atomic_local_and_s3(tmp_path, s3_bucket):
     bucket, endpoint = s3_bucket
-    for store in (Storage(str(tmp_path / "r")),
-                  StorageResource(root=f"s3://{bucket}/p", endpoint_url=endpoint).storage()):
+    for store in (
+        Storage(str(tmp_path / "r")),
+        StorageResource(root=f"s3://{bucket}/p", endpoint_url=endpoint).storage(),
+    ):
         assert store.read_bytes("a/b.parquet") is None
         url = store.write_bytes(b"one", "a/b.parquet")
         assert url.endswith("a/b.parquet") and store.read_bytes("a/b.parquet") == b"one"
         store.write_bytes(b"two", "a/b.parquet")
         assert store.read_bytes("a/b.parquet") == b"two"
         assert not store.fs.exists(store.path(".staging")) or not store.fs.find(
-            store.path(".staging"))
+            store.path(".staging")
+        )
