@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# psycopg2-binary's bundled libldap crashes in its exit-time finalizer (SIGSEGV in free, seen
+# with gdb) when it is loaded *after* ecCodes/HDF5 have been used in the same process. Dagster
+# processes on a Postgres instance load it first (the instance comes before user code), so the
+# test process does the same; otherwise pytest would pass every test and then exit with 139.
+import psycopg2  # noqa: F401, E402  (load order matters, see above)
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
