@@ -22,13 +22,12 @@ from pathlib import Path
 import torch
 import xarray as xr
 
-from model_registry.architectures import build_model, new_model
-from model_registry.artifact import GridSummary, build_artifact, load_artifact
+from model_registry.architectures import build_model
+from model_registry.artifact import load_artifact
 from model_registry.registry import get_spec
+from model_registry.training import untrained_artifact
 from resources.storage import Storage
-from weather_assets.canonical import features_of
 from weather_assets.forecast.normalize import (
-    compute_stats,
     forcing_fields,
     stack_features,
     standardize,
@@ -42,27 +41,10 @@ FORCINGS = list(get_spec("fno-demo").forcings)  # cos/sin of the local solar hou
 
 def make_artifact(path: Path, grid: Grid) -> tuple[Path, xr.Dataset]:
     """A random-weight fno-demo-sized artifact on ``grid`` and one analysis to start from."""
-    hist = xr.concat(
-        [simulate_state(f"2026-01-01T{h:02d}", grid) for h in (0, 6, 12, 18)], dim="time"
+    untrained_artifact(
+        path, grid=grid, hyperparameters=HP, forcings=FORCINGS, name="bench-fno", version="bench"
     )
-    features = features_of(hist)
-    torch.manual_seed(0)
-    model = new_model("fno", HP, len(features) + len(FORCINGS), len(features))
-    build_artifact(
-        path,
-        name="bench-fno",
-        architecture="fno",
-        hyperparameters=HP,
-        input_features=features,
-        output_features=features,
-        forcings=FORCINGS,
-        timestep=timedelta(hours=6),
-        stats=compute_stats(stack_features(hist, features)),
-        state_dict=model.state_dict(),
-        grid=GridSummary.from_coords(grid.latitude, grid.longitude),
-        version="bench",
-    )
-    return path, hist.isel(time=[1])
+    return path, simulate_state("2026-01-01T06", grid)
 
 
 def bare(artifact: Path, analysis: xr.Dataset, steps: int, device: torch.device) -> float:

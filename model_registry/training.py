@@ -269,3 +269,42 @@ def train_fno(
     seconds = time.perf_counter() - t_start
     logger.info("trained %s in %.1f s -> %s", name, seconds, path)
     return TrainResult(path, sha256_file(path), model, stats, features, forcings, losses, seconds)
+
+
+def untrained_artifact(
+    path: Path,
+    *,
+    grid: Grid = DEFAULT_GRID,
+    hyperparameters: dict[str, Any],
+    forcings: Sequence[str] = (),
+    start: str = "2026-01-01T00",
+    name: str = "untrained-fno",
+    version: str = "v1",
+    seed: int = 0,
+) -> Path:
+    """An FNO artifact with seeded random weights and stats from four simulator states.
+
+    The numbers mean nothing; the artifact is complete and valid, which is what smoke tests
+    of a deployment, tests of the plumbing and benchmarks of the forecast step need.
+    """
+    first = pd.Timestamp(start)
+    hist = xr.concat(
+        [simulate_state(first + pd.Timedelta(hours=6 * k), grid) for k in range(4)], dim="time"
+    )
+    features = features_of(hist)
+    torch.manual_seed(seed)
+    model = new_model("fno", hyperparameters, len(features) + len(forcings), len(features))
+    return build_artifact(
+        path,
+        name=name,
+        architecture="fno",
+        hyperparameters=hyperparameters,
+        input_features=features,
+        output_features=features,
+        forcings=list(forcings),
+        timestep=timedelta(hours=6),
+        stats=compute_stats(stack_features(hist, features)),
+        state_dict=model.state_dict(),
+        grid=GridSummary.from_coords(grid.latitude, grid.longitude),
+        version=version,
+    )

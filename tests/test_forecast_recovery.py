@@ -7,50 +7,26 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import torch
 import xarray as xr
 import yaml
 
-from model_registry.architectures import new_model
-from model_registry.artifact import GridSummary, build_artifact
 from model_registry.registry import DEFAULT_REGISTRY_DIR
+from model_registry.training import untrained_artifact
 from resources.storage import Storage
 from tests.conftest import ROOT
-from weather_assets.forecast.normalize import compute_stats, stack_features
 from weather_assets.ingest.layout import raw_inputs_relpath
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.settings import load_settings
-from weather_assets.simulator import DEFAULT_GRID, simulate_state
 
 pytestmark = pytest.mark.slow
 
 T0 = datetime(2026, 1, 1, 6, tzinfo=UTC)
 KEY = "2026-01-01T0600Z"
 HP = {"n_modes": [8, 16], "hidden_channels": 16, "n_layers": 2}
-
-
-def _artifact(path: Path, features: list[str]) -> Path:
-    hist = xr.concat(
-        [simulate_state(T0 - timedelta(hours=6 * k)) for k in range(4)], "time"
-    ).sortby("time")
-    torch.manual_seed(0)
-    return build_artifact(
-        path,
-        name="slow-fno",
-        architecture="fno",
-        hyperparameters=HP,
-        input_features=features,
-        output_features=features,
-        timestep=timedelta(hours=6),
-        stats=compute_stats(stack_features(hist, features)),
-        state_dict=new_model("fno", HP, len(features), len(features)).state_dict(),
-        grid=GridSummary.from_coords(DEFAULT_GRID.latitude, DEFAULT_GRID.longitude),
-        version="v1",
-    )
 
 
 def _materialize(env, select: str, config: dict | None = None, wait=True):
@@ -94,11 +70,9 @@ def test_sigkill_mid_write_then_rerun_is_byte_identical(wx_env, tmp_path):
     registry = tmp_path / "registry"
     registry.mkdir()
     entry = yaml.safe_load((DEFAULT_REGISTRY_DIR / "persistence.yaml").read_text())
-    features = None
-    from model_registry.registry import load_spec
-
-    features = load_spec(DEFAULT_REGISTRY_DIR / "persistence.yaml").input_features
-    artifact = _artifact(tmp_path / "slow-fno.zip", features)
+    artifact = untrained_artifact(
+        tmp_path / "slow-fno.zip", hyperparameters=HP, start="2026-01-01T00", name="slow-fno"
+    )
     # A long rollout, so that the kill lands while lead times are being written.
     entry.update(
         name="slow-fno",
