@@ -44,6 +44,7 @@ from weather_assets.forecast.normalize import (
 from weather_assets.forecast.rollout import check_finite, check_grid, run_forecast
 from weather_assets.ingest.layout import open_raw_inputs
 from weather_assets.partitions import partition_key_to_time
+from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
 
 NORMALIZED_CODE_VERSION = "1"
@@ -230,6 +231,7 @@ def build_model_assets(
 
     @dg.asset(
         key=normalized_key(spec),
+        retry_policy=IO_RETRY,
         deps=[raw_inputs_key, *upstream_artifact],
         partitions_def=partitions_def,
         group_name=GROUP,

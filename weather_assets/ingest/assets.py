@@ -8,6 +8,7 @@ from resources.upstream import UpstreamSource
 from weather_assets.ingest.convert import subset_domain
 from weather_assets.ingest.layout import raw_inputs_relpath
 from weather_assets.partitions import partition_key_to_time
+from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
 
 RAW_INPUTS_CODE_VERSION = "1"
@@ -43,7 +44,7 @@ def build_ingest_assets(
         group_name="ingest",
         code_version=RAW_INPUTS_CODE_VERSION,
         kinds={"xarray", "zarr"},
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+        retry_policy=IO_RETRY,
         metadata={"domain": settings.domain, "resolution": settings.resolution},
     )
     def raw_inputs(

@@ -40,6 +40,7 @@ from resources.storage import Storage, StorageResource
 from weather_assets import paths
 from weather_assets.ingest.layout import open_raw_inputs, raw_inputs_relpath
 from weather_assets.partitions import partition_key_to_time, time_to_partition_key
+from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
 from weather_assets.verification.climatology import compute_climatology
 from weather_assets.verification.schemas import SCORES_SCHEMA, validate_scores
@@ -360,6 +361,7 @@ def _verification_asset(
 
     @dg.asset(
         key=verification_key(spec.name),
+        retry_policy=IO_RETRY,
         deps=[
             dg.AssetDep(forecast_key(spec.name)),
             dg.AssetDep(raw_inputs_key, partition_mapping=truth_mapping(offset)),
@@ -467,6 +469,7 @@ def _climatology_asset(
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=clim_key,
+        retry_policy=IO_RETRY,
         deps=[raw_inputs_key],
         group_name=GROUP,
         code_version=VERIFICATION_CODE_VERSION,
@@ -534,6 +537,7 @@ def _scorecard_asset(
 
     @dg.asset(
         key=SCORECARD_KEY,
+        retry_policy=IO_RETRY,
         deps=[verification_key(s.name) for s in specs],
         group_name=GROUP,
         code_version=VERIFICATION_CODE_VERSION,
