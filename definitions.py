@@ -5,6 +5,7 @@ cross-cutting policy (automation, sensors, executor) is applied here, once.
 """
 
 import warnings
+from datetime import timedelta
 
 import dagster as dg
 
@@ -25,6 +26,20 @@ from weather_assets.settings import PlatformSettings, load_settings
 from weather_assets.verification.assets import build_verification_assets
 
 
+def recent_cycles_eager(settings: PlatformSettings) -> dg.AutomationCondition:
+    """Eager automation for cycles up to ``automation_lookback_hours`` old.
+
+    Plain ``eager()`` only acts on the latest time window, so a cycle that arrives late (or
+    a late re-ingest) would never reach the models; older history is for backfills.
+    """
+    lookback = timedelta(hours=settings.automation_lookback_hours)
+    return (
+        dg.AutomationCondition.eager()
+        .replace("in_latest_time_window", dg.AutomationCondition.in_latest_time_window(lookback))
+        .with_label(f"eager_recent({lookback})")
+    )
+
+
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     """All definitions of the code location for one deployment's settings."""
     partitions_def = analysis_time_partitions(settings.partitions_start, settings.partitions_cron)
@@ -42,7 +57,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         raw_inputs_key=raw_inputs_key(settings),
         settings=settings,
         # A new cycle's raw inputs flow on to every model without anyone pressing a button.
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=recent_cycles_eager(settings),
     )
     baseline: str | None = settings.scorecard_baseline
     if baseline not in {spec.name for spec in specs}:

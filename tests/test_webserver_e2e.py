@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import dagster as dg
 import pytest
@@ -18,6 +18,11 @@ from resources.storage import s3_options
 from tests.conftest import ROOT
 from weather_assets.backfill import graphql
 from weather_assets.ingest.simulate import write_simulated_cycles
+from weather_assets.partitions import (
+    analysis_time_partitions,
+    partition_key_to_time,
+    time_to_partition_key,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -145,15 +150,33 @@ def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env):
         assert sensors["run_failure_alerts"] == "RUNNING"
         assert sensors["raw_inputs_freshness_sensor"] == "RUNNING"
 
-        # A provider drops a new cycle into the bucket: nobody presses a button.
-        t = datetime(2026, 1, 1, 6, tzinfo=UTC)
+        # A provider drops the current cycle into the bucket: nobody presses a button.
+        latest = analysis_time_partitions().get_last_partition_key()
+        t = partition_key_to_time(latest)
+        previous = time_to_partition_key(t - timedelta(hours=6))
         write_simulated_cycles(prefix, t, t, storage_options=s3_options(endpoint))
         instance = dg.DagsterInstance.from_config(wx_env["DAGSTER_HOME"])
         key = dg.AssetKey(["raw_inputs", "simulator"])
         _wait(
-            lambda: "2026-01-01T0600Z" in instance.get_materialized_partitions(key),
+            lambda: latest in instance.get_materialized_partitions(key),
             240,
             "the sensor-launched raw_inputs run",
+            proc,
+        )
+        raw_checks = {"schema", "no_missing_values", "physical_ranges"}
+        _wait(lambda: _checks_passed(instance, key, raw_checks), 120, "the raw_inputs checks", proc)
+        # Declarative automation carries the cycle on to the model's forecast and its checks.
+        forecast = dg.AssetKey(["forecast", "persistence"])
+        _wait(
+            lambda: latest in instance.get_materialized_partitions(forecast),
+            300,
+            "the automated forecast run",
+            proc,
+        )
+        _wait(
+            lambda: _checks_passed(instance, forecast, {"schema", "no_nans", "physical_ranges"}),
+            120,
+            "the forecast checks",
             proc,
         )
 
@@ -173,9 +196,9 @@ def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env):
                 "--asset",
                 "raw_inputs/simulator",
                 "--start",
-                "2026-01-01T0000Z",
+                previous,
                 "--end",
-                "2026-01-01T0600Z",
+                latest,
                 "--url",
                 url,
             ],
@@ -186,9 +209,9 @@ def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env):
             timeout=120,
         )
         assert out.returncode == 0, out.stderr[-2000:]
-        assert "1 partition(s)" in out.stdout  # 0600Z is up to date and is not redone
+        assert "1 partition(s)" in out.stdout  # the latest is up to date and is not redone
         _wait(
-            lambda: "2026-01-01T0000Z" in instance.get_materialized_partitions(key),
+            lambda: previous in instance.get_materialized_partitions(key),
             240,
             "the backfill",
             proc,

@@ -23,6 +23,7 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_ALERT_WEBHOOK_URL`` | where run-failure alerts are POSTed | unset (log only) |
 | ``WXPLAT_DASK_SCHEDULER_ADDRESS`` | dask scheduler for large data steps | unset (local) |
 | ``WXPLAT_SCORECARD_BASELINE`` | registry model the scorecard compares against | ``persistence`` |
+| ``WXPLAT_AUTOMATION_LOOKBACK_HOURS`` | cycles this recent run by themselves (older: backfill) | ``48`` |
 | ``WXPLAT_LATE_AFTER_MINUTES`` | a cycle not ingested this long after its time is late | ``180`` |
 """
 
@@ -65,6 +66,7 @@ class PlatformSettings(BaseModel):
     alert_webhook_url: str | None = None
     dask_scheduler_address: str | None = None
     scorecard_baseline: str = "persistence"
+    automation_lookback_hours: int = Field(default=48, ge=0)
     late_after_minutes: int = Field(default=180, ge=0)
 
     @field_validator("domain")
@@ -121,6 +123,7 @@ _ENV = {
     "alert_webhook_url": "WXPLAT_ALERT_WEBHOOK_URL",
     "dask_scheduler_address": "WXPLAT_DASK_SCHEDULER_ADDRESS",
     "scorecard_baseline": "WXPLAT_SCORECARD_BASELINE",
+    "automation_lookback_hours": "WXPLAT_AUTOMATION_LOOKBACK_HOURS",
     "late_after_minutes": "WXPLAT_LATE_AFTER_MINUTES",
 }
 
