@@ -100,7 +100,7 @@ def instance() -> None:
 
 @app.command()
 def demo(
-    cycles: int = typer.Option(8, help="Number of 6-hourly cycles to simulate and ingest."),
+    cycles: int = typer.Option(16, help="Number of 6-hourly cycles to simulate and ingest."),
     start: str = typer.Option(DEMO_START, help="First analysis time."),
 ) -> None:
     """Run the embedded default end to end: simulate upstream cycles and materialize assets."""
