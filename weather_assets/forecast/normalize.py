@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from weather_assets.canonical import VARIABLES, feature_name
+from weather_assets.canonical import VARIABLES, features_of
 
 FEATURE_DIM = "state_feature"
 STAT_NAMES = (
@@ -47,16 +47,6 @@ def parse_feature(feature: str) -> tuple[str, float | None]:
     return feature, None
 
 
-def _available_features(ds: xr.Dataset) -> list[str]:
-    names: list[str] = []
-    for var, da in ds.data_vars.items():
-        if "level" in da.dims:
-            names.extend(feature_name(str(var), lev) for lev in da["level"].values)
-        else:
-            names.append(str(var))
-    return names
-
-
 def check_units(ds: xr.Dataset, variables: Sequence[str]) -> None:
     """Raise ``ValueError`` unless each canonical variable carries its canonical units."""
     for var in variables:
@@ -76,7 +66,7 @@ def stack_features(ds: xr.Dataset, features: Sequence[str]) -> xr.DataArray:
     A missing feature raises ``KeyError`` naming it and listing what the data provides;
     wrong or missing units raise ``ValueError``.
     """
-    available = _available_features(ds)
+    available = features_of(ds)
     missing = [f for f in features if f not in available]
     if missing:
         raise KeyError(
