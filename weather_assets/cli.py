@@ -113,7 +113,9 @@ def demo(
 def backfill(
     start: str = typer.Option(..., help="First analysis time (partition key)."),
     end: str = typer.Option(..., help="Last analysis time, inclusive."),
-    model: list[str] = typer.Option(None, help="Model(s): backfill forecast/<model>."),
+    model: list[str] = typer.Option(
+        None, help="Model(s): backfill normalized/, forecast/ and verification/<model>."
+    ),
     asset: list[str] = typer.Option(None, help="Other asset keys, e.g. raw_inputs/simulator."),
     url: str = typer.Option("http://127.0.0.1:3000", help="Dagster webserver URL."),
     force: bool = typer.Option(False, help="Also redo partitions already materialized."),
@@ -124,7 +126,12 @@ def backfill(
     import definitions
     from weather_assets.backfill import launch_backfill, partitions_to_backfill
 
-    keys = [dg.AssetKey(["forecast", m]) for m in model or []]
+    # A model's backfill is its whole chain for those cycles: inputs, forecast, scores.
+    keys = [
+        dg.AssetKey([kind, m])
+        for m in model or []
+        for kind in ("normalized", "forecast", "verification")
+    ]
     keys += [dg.AssetKey.from_user_string(a) for a in asset or []]
     if not keys:
         raise typer.BadParameter("name at least one --model or --asset")
