@@ -16,6 +16,27 @@ ROOT = Path(__file__).resolve().parent.parent
 ERA5_GRIB = ROOT.parent / "shared" / "data" / "era5-levels-members.grib"
 
 
+def materialize_cmd(select: str, partition: str, config: dict | None = None) -> list[str]:
+    """``dagster asset materialize`` of the code location for one partition (run from ROOT)."""
+    import json
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-f",
+        "definitions.py",
+        "--select",
+        select,
+        "--partition",
+        partition,
+    ]
+    return cmd + (["--config-json", json.dumps(config)] if config else [])
+
+
 @pytest.fixture
 def wx_env(tmp_path, monkeypatch) -> dict[str, str]:
     """WXPLAT_* variables pointing every storage area into a temporary home."""

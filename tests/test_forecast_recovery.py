@@ -1,11 +1,9 @@
 """A forecast run killed mid-write (SIGKILL) leaves nothing visible; the rerun succeeds and is
 byte-identical to a forced recomputation from the same inputs and artifact."""
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +15,7 @@ import yaml
 from model_registry.registry import DEFAULT_REGISTRY_DIR
 from model_registry.training import untrained_artifact
 from resources.storage import Storage
-from tests.conftest import ROOT
+from tests.conftest import ROOT, materialize_cmd
 from weather_assets.ingest.layout import raw_inputs_relpath
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.settings import load_settings
@@ -30,21 +28,7 @@ HP = {"n_modes": [8, 16], "hidden_channels": 16, "n_layers": 2}
 
 
 def _materialize(env, select: str, config: dict | None = None, wait=True):
-    cmd = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-f",
-        "definitions.py",
-        "--select",
-        select,
-        "--partition",
-        KEY,
-    ]
-    if config:
-        cmd += ["--config-json", json.dumps(config)]
+    cmd = materialize_cmd(select, KEY, config)
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,

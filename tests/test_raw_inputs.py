@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 
 from resources.storage import Storage
-from tests.conftest import ROOT
+from tests.conftest import ROOT, materialize_cmd
 from weather_assets.ingest.layout import open_raw_inputs, raw_inputs_relpath
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.settings import load_settings
@@ -151,19 +150,7 @@ def test_dagster_cli_materialize(wx_env, settings):
     """The demo path through `dagster asset materialize` in a subprocess."""
     write_simulated_cycles(settings.upstream_url, T0, T0)
     env = {**os.environ, **wx_env}
-    cmd = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-f",
-        "definitions.py",
-        "--select",
-        "raw_inputs/simulator",
-        "--partition",
-        KEY,
-    ]
+    cmd = materialize_cmd("raw_inputs/simulator", KEY)
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RUN_SUCCESS" in out.stderr + out.stdout
