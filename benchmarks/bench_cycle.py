@@ -86,6 +86,7 @@ def main() -> None:
 
     import definitions
     from model_registry.registry import load_registry
+    from weather_assets.backfill import materialize_command
     from weather_assets.demo import _ensure_demo_artifacts
     from weather_assets.ingest.simulate import write_simulated_cycles
     from weather_assets.settings import load_settings
@@ -117,19 +118,7 @@ def main() -> None:
     select = ",".join(k.to_user_string() for k in keys)
     t0 = time.perf_counter()
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-f",
-            "definitions.py",
-            "--select",
-            select,
-            "--partition",
-            KEY,
-        ],
+        materialize_command(select, KEY),
         cwd=ROOT,
         check=True,
         capture_output=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 # psycopg2-binary's bundled libldap crashes in its exit-time finalizer (SIGSEGV in free, seen
@@ -16,25 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 ERA5_GRIB = ROOT.parent / "shared" / "data" / "era5-levels-members.grib"
 
 
-def materialize_cmd(select: str, partition: str, config: dict | None = None) -> list[str]:
-    """``dagster asset materialize`` of the code location for one partition (run from ROOT)."""
-    import json
-    import sys
+@pytest.fixture
+def persistence_registry(tmp_path, monkeypatch) -> Path:
+    """A registry holding only the shipped persistence entry (no FNO training needed)."""
+    from model_registry.registry import DEFAULT_REGISTRY_DIR
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-f",
-        "definitions.py",
-        "--select",
-        select,
-        "--partition",
-        partition,
-    ]
-    return cmd + (["--config-json", json.dumps(config)] if config else [])
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    shutil.copy(DEFAULT_REGISTRY_DIR / "persistence.yaml", registry)
+    monkeypatch.setenv("WXPLAT_REGISTRY_DIR", str(registry))
+    return registry
 
 
 @pytest.fixture

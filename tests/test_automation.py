@@ -2,12 +2,10 @@
 history beyond the look-back is left to backfills (verification has its own wider window,
 tested in test_verification_assets.py)."""
 
-import shutil
 from datetime import timedelta
 
 import dagster as dg
 
-from model_registry.registry import DEFAULT_REGISTRY_DIR
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.partitions import (
     analysis_time_partitions,
@@ -26,11 +24,7 @@ def _requested(result, key: dg.AssetKey) -> set[str]:
     return set()
 
 
-def test_recent_cycle_flows_to_forecasts_old_one_does_not(wx_env, tmp_path, monkeypatch):
-    registry = tmp_path / "registry"
-    registry.mkdir()
-    shutil.copy(DEFAULT_REGISTRY_DIR / "persistence.yaml", registry)
-    monkeypatch.setenv("WXPLAT_REGISTRY_DIR", str(registry))
+def test_recent_cycle_flows_to_forecasts_old_one_does_not(wx_env, persistence_registry):
     import definitions
 
     settings = load_settings()

@@ -1,20 +1,13 @@
 """The README's main command on the embedded default, with a persistence-only registry
 (the FNO's training is covered in test_training.py; `make demo` trains it when absent)."""
 
-import shutil
 from datetime import UTC, datetime
 
 import dagster as dg
 from typer.testing import CliRunner
 
-from model_registry.registry import DEFAULT_REGISTRY_DIR
 
-
-def test_demo_runs_the_whole_cycle_and_is_idempotent(wx_env, tmp_path, monkeypatch):
-    registry = tmp_path / "registry"
-    registry.mkdir()
-    shutil.copy(DEFAULT_REGISTRY_DIR / "persistence.yaml", registry)
-    monkeypatch.setenv("WXPLAT_REGISTRY_DIR", str(registry))
+def test_demo_runs_the_whole_cycle_and_is_idempotent(wx_env, persistence_registry):
     from weather_assets.cli import app
 
     runner = CliRunner()

@@ -15,7 +15,8 @@ import yaml
 from model_registry.registry import DEFAULT_REGISTRY_DIR
 from model_registry.training import untrained_artifact
 from resources.storage import Storage
-from tests.conftest import ROOT, materialize_cmd
+from tests.conftest import ROOT
+from weather_assets.backfill import materialize_command
 from weather_assets.ingest.layout import raw_inputs_relpath
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.settings import load_settings
@@ -28,7 +29,7 @@ HP = {"n_modes": [8, 16], "hidden_channels": 16, "n_layers": 2}
 
 
 def _materialize(env, select: str, config: dict | None = None, wait=True):
-    cmd = materialize_cmd(select, KEY, config)
+    cmd = materialize_command(select, KEY, config)
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,

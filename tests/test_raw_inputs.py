@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from resources.storage import Storage
-from tests.conftest import ROOT, materialize_cmd
+from tests.conftest import ROOT
+from weather_assets.backfill import materialize_command
 from weather_assets.ingest.layout import open_raw_inputs, raw_inputs_relpath
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.settings import load_settings
@@ -150,7 +151,7 @@ def test_dagster_cli_materialize(wx_env, settings):
     """The demo path through `dagster asset materialize` in a subprocess."""
     write_simulated_cycles(settings.upstream_url, T0, T0)
     env = {**os.environ, **wx_env}
-    cmd = materialize_cmd("raw_inputs/simulator", KEY)
+    cmd = materialize_command("raw_inputs/simulator", KEY)
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RUN_SUCCESS" in out.stderr + out.stdout

@@ -2,7 +2,6 @@
 a moto S3 upstream bucket, the upstream sensor, and a backfill from the platform CLI."""
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,7 +12,6 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 
-from model_registry.registry import DEFAULT_REGISTRY_DIR
 from resources.storage import s3_options
 from tests.conftest import ROOT
 from weather_assets.backfill import graphql
@@ -89,12 +87,9 @@ def _checks_passed(instance, asset_key: dg.AssetKey, names: set[str]) -> bool:
     return True
 
 
-def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env):
-    bucket, endpoint = s3_bucket
+def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env, persistence_registry):
     # The persistence model only: the FNO's training is tested elsewhere.
-    registry = tmp_path / "registry"
-    registry.mkdir()
-    shutil.copy(DEFAULT_REGISTRY_DIR / "persistence.yaml", registry)
+    bucket, endpoint = s3_bucket
     prefix = f"s3://{bucket}/nwp/simulator/analysis/w0_s-90_e358_n90/dx2deg_dy2deg"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -104,7 +99,7 @@ def test_cycle_dropped_in_bucket_runs_itself(tmp_path, s3_bucket, wx_env):
         "WXPLAT_UPSTREAM_URL": prefix,
         "WXPLAT_UPSTREAM_ENDPOINT_URL": endpoint,
         "DAGSTER_HOME": wx_env["DAGSTER_HOME"],
-        "WXPLAT_REGISTRY_DIR": str(registry),
+        "WXPLAT_REGISTRY_DIR": str(persistence_registry),
     }
     log = open(tmp_path / "dagster-dev.log", "w")
     proc = subprocess.Popen(

@@ -8,6 +8,7 @@ Partitions already materialized are left out unless ``force`` is set.
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 
 import dagster as dg
@@ -25,6 +26,25 @@ mutation Launch($params: LaunchBackfillParams!) {
   }
 }
 """
+
+
+def materialize_command(select: str, partition: str, config: dict | None = None) -> list[str]:
+    """``dagster asset materialize`` of this code location for one partition (run it from
+    the project root): the single-cycle command-line way, without webserver or daemon."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-f",
+        "definitions.py",
+        "--select",
+        select,
+        "--partition",
+        partition,
+    ]
+    return cmd + (["--config-json", json.dumps(config)] if config else [])
 
 
 def graphql(url: str, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
