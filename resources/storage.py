@@ -1,15 +1,29 @@
 """The storage root: every store the platform writes lives under one fsspec URL.
 
-Writes are atomic from a reader's point of view. A store is first written to a staging
-prefix (``<root>/.staging/<uuid>/``), so a failed or killed computation never touches the
-store already in place, then committed:
+A write is *staged, validated, then committed* (write-audit-publish), and a commit covers a
+whole set of stores at once (every member of a cycle):
 
-* local disk: the old store is renamed aside and the staged one renamed into place (two
-  ``rename`` calls on one filesystem), then the old one is deleted;
-* object stores (S3): the consolidated-metadata object (``.zmetadata``) of the old store is
-  deleted first, the staged objects are copied server-side, and ``.zmetadata`` is copied
-  *last*. Stores are always opened through their consolidated metadata, so a reader sees
-  either no store or a complete one, never a mixture.
+1. Staging: each store is written under ``<root>/.staging/<token>/<i>/`` beside a lease
+   (``LEASE.json``: host, pid, start time). A failed or killed computation never touches
+   the stores in place; the caller validates the staged stores inside the ``with`` block and
+   raising there commits nothing.
+2. The commit point: ``COMMIT.json`` (the list of staged -> target pairs) is written in one
+   atomic operation (rename on local disk, one PUT on S3). Before it exists nothing has
+   changed; once it exists the commit *will* complete, by this writer or, if it dies, by
+   the next writer or the staging cleanup (roll-forward, idempotent).
+3. Switch, store by store:
+
+   * local disk: the old store is renamed aside and the staged one renamed into place;
+   * object stores (S3): the new objects are copied over the old ones, the consolidated
+     metadata (``.zmetadata``) is copied *last*, and objects of the old version that the new
+     one does not have are deleted *after*. The old ``.zmetadata`` is never deleted first,
+     so a store never disappears, even when the endpoint stops answering mid-commit.
+
+4. ``COMMIT.json`` is removed (the commit is done), then the rest of the staging area.
+
+Every object-store call has a timeout (``s3_options``) and the commit's calls are retried
+with a log line on the ``wxplat.storage`` logger. Staging left by dead writers is removed by
+:meth:`Storage.clean_staging` (age- and lease-based: never a live write).
 
 Stores are zarr format 2 with consolidated metadata: ``.zmetadata`` doubles as the "this
 store is complete" marker that sensors look for.
@@ -17,13 +31,20 @@ store is complete" marker that sensors look for.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
+import logging
+import os
 import posixpath
+import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import dagster as dg
 import fsspec
@@ -31,9 +52,28 @@ import numpy as np
 import xarray as xr
 from pydantic import Field
 
+from resources.processes import pid_alive
+
 ZARR_FORMAT = 2
 COMPLETE_MARKER = ".zmetadata"
 STAGING = ".staging"
+LEASE = "LEASE.json"
+JOURNAL = "COMMIT.json"
+# Object-store calls: seconds before a silent endpoint counts as failed, and how often a
+# commit call is tried before the write fails (each failure is logged).
+DEFAULT_TIMEOUT_SECONDS = 20.0
+COMMIT_ATTEMPTS = 3
+# Staging older than this with no live writer on this host is abandoned.
+DEFAULT_STAGING_MAX_AGE = timedelta(hours=6)
+
+logger = logging.getLogger("wxplat.storage")
+# Tokens of the writes this process has in flight (its other staging areas are abandoned).
+_ACTIVE: set[str] = set()
+T = TypeVar("T")
+
+
+class StorageFullError(OSError):
+    """The storage root has no space left; nothing was committed."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +83,15 @@ class WrittenStore:
     url: str
     nbytes: int
     checksum: str
+
+
+@dataclass
+class CleanupReport:
+    """What :meth:`Storage.clean_staging` did."""
+
+    rolled_forward: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 def dataset_checksum(ds: xr.Dataset) -> str:
@@ -63,25 +112,49 @@ def dataset_checksum(ds: xr.Dataset) -> str:
     return h.hexdigest()
 
 
+def combine_checksums(checksums: list[str]) -> str:
+    """One version for several stores written together (members of a cycle)."""
+    if len(checksums) == 1:
+        return checksums[0]
+    return hashlib.sha256("".join(checksums).encode()).hexdigest()
+
+
 class Storage:
     """Atomic zarr reads and writes under one root URL (plain class, no Dagster)."""
 
-    def __init__(self, root: str, storage_options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        root: str,
+        storage_options: dict[str, Any] | None = None,
+        *,
+        staging_max_age: timedelta = DEFAULT_STAGING_MAX_AGE,
+    ):
         self.root = root.rstrip("/")
         self.storage_options = dict(storage_options or {})
-        self.fs, self._root_path = fsspec.core.url_to_fs(self.root, **self.storage_options)
+        # An instance of our own: the commit retries (and logs) each failed call itself, so
+        # s3fs's silent inner retries are turned down to one try on this instance only.
+        self.fs, self._root_path = fsspec.core.url_to_fs(
+            self.root, skip_instance_cache=True, **self.storage_options
+        )
+        if hasattr(self.fs, "retries"):
+            self.fs.retries = 1
         self._local = "file" in _protocols(self.fs)
+        self.staging_max_age = staging_max_age
 
     def url(self, relpath: str) -> str:
         """Full URL of a path relative to the root."""
         return f"{self.root}/{relpath.lstrip('/')}"
 
-    def _path(self, relpath: str) -> str:
-        return posixpath.join(self._root_path, relpath.lstrip("/"))
-
     def path(self, relpath: str) -> str:
         """The filesystem path (no protocol) of ``relpath``, for ``self.fs`` calls."""
-        return self._path(relpath)
+        return posixpath.join(self._root_path, relpath.lstrip("/"))
+
+    def list_dir(self, relpath: str) -> list[str]:
+        """Names of the entries directly under ``relpath`` (empty when it does not exist)."""
+        target = self.path(relpath)
+        if not self.fs.exists(target):
+            return []
+        return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(target, detail=False))
 
     def write_bytes(self, data: bytes, relpath: str) -> str:
         """Write one file atomically; returns its URL.
@@ -89,103 +162,340 @@ class Storage:
         Local disk: staged, then renamed into place. Object stores: a single PUT, which
         S3 already makes visible all at once.
         """
-        target = self._path(relpath)
-        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
-        if not self._local:
-            self.fs.pipe_file(target, data)
-            return self.url(relpath)
-        staged_dir = self._path(f"{STAGING}/{uuid.uuid4().hex}")
-        staged = posixpath.join(staged_dir, posixpath.basename(relpath))
-        try:
-            self.fs.makedirs(staged_dir, exist_ok=True)
-            self.fs.pipe_file(staged, data)
-            self.fs.mv(staged, target)
-        finally:
-            if self.fs.exists(staged_dir):
-                self.fs.rm(staged_dir, recursive=True)
+        target = self.path(relpath)
+        with self._space_errors(relpath):
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            if not self._local:
+                self._retry("put", target, self.fs.pipe_file, target, data)
+                return self.url(relpath)
+            staged_dir = self.path(f"{STAGING}/{uuid.uuid4().hex}")
+            staged = posixpath.join(staged_dir, posixpath.basename(relpath))
+            try:
+                self.fs.makedirs(staged_dir, exist_ok=True)
+                self.fs.pipe_file(staged, data)
+                os.replace(staged, target)
+            finally:
+                if self.fs.exists(staged_dir):
+                    self.fs.rm(staged_dir, recursive=True)
         return self.url(relpath)
 
     def read_bytes(self, relpath: str) -> bytes | None:
         """A file's bytes under the root, None if absent."""
-        path = self._path(relpath)
+        path = self.path(relpath)
         if not self.fs.exists(path):
             return None
         return self.fs.cat_file(path)
 
     def exists(self, relpath: str) -> bool:
         """Whether a complete (committed) store exists at ``relpath``."""
-        return self.fs.exists(posixpath.join(self._path(relpath), COMPLETE_MARKER))
+        return self.fs.exists(posixpath.join(self.path(relpath), COMPLETE_MARKER))
 
     def open_zarr(self, relpath: str, **kwargs: Any) -> xr.Dataset:
         """Open a committed store lazily; FileNotFoundError naming the URL if absent."""
         if not self.exists(relpath):
             raise FileNotFoundError(f"no complete zarr store at {self.url(relpath)}")
-        return xr.open_zarr(
-            self.url(relpath),
-            consolidated=True,
-            zarr_format=ZARR_FORMAT,
-            storage_options=self.storage_options or None,
-            **kwargs,
-        )
+        return open_zarr_url(self.url(relpath), self.storage_options, **kwargs)
 
     def nbytes(self, relpath: str) -> int:
         """Total size in bytes of the objects of a store."""
-        return int(self.fs.du(self._path(relpath), total=True))
+        return int(self.fs.du(self.path(relpath), total=True))
 
     @contextmanager
-    def staged_zarr(self, relpath: str) -> Iterator[str]:
-        """Yield a staging URL to write a store into; commit it to ``relpath`` on clean exit.
+    def staged_zarr(self, relpath: str, *, label: str | None = None) -> Iterator[str]:
+        """Yield a staging URL to write one store into; commit it on clean exit."""
+        with self.staged_zarrs([relpath], label=label) as (url,):
+            yield url
 
-        On an exception the staged data is removed and the existing store is untouched.
+    @contextmanager
+    def staged_zarrs(self, relpaths: list[str], *, label: str | None = None) -> Iterator[list[str]]:
+        """Yield staging URLs for a set of stores; commit them all, or none, on clean exit.
+
+        Write each store into its URL, validate what was written (open it, run checks), and
+        raise to abandon the write: the stores in place are untouched and the staging is
+        removed. ``label`` (an asset and partition, say) names the write in errors.
         """
+        if len(set(relpaths)) != len(relpaths):
+            raise ValueError(f"a commit names the same store twice: {relpaths}")
+        self.recover_commits()  # finish what a dead writer had already committed
         token = uuid.uuid4().hex
-        name = posixpath.basename(relpath.rstrip("/"))
-        staged_rel = f"{STAGING}/{token}/{name}"
+        token_dir = self.path(f"{STAGING}/{token}")
+        staged = [
+            f"{token_dir}/{i}/{posixpath.basename(rel.rstrip('/'))}"
+            for i, rel in enumerate(relpaths)
+        ]
+        what = label or ", ".join(relpaths)
+        committing = False
+        _ACTIVE.add(token)
         try:
-            yield self.url(staged_rel)
-            if not self.fs.exists(posixpath.join(self._path(staged_rel), COMPLETE_MARKER)):
-                raise RuntimeError(
-                    f"nothing complete was written to {self.url(staged_rel)}: a store must be "
-                    "written with consolidated metadata before it is committed"
+            with self._space_errors(what):
+                self._write_json(posixpath.join(token_dir, LEASE), _lease())
+                yield [self._url_of(p) for p in staged]
+                for path in staged:
+                    if not self.fs.exists(posixpath.join(path, COMPLETE_MARKER)):
+                        raise RuntimeError(
+                            f"nothing complete was written to {self._url_of(path)}: a store must "
+                            "be written with consolidated metadata before it is committed"
+                        )
+                pairs = [(s, self.path(rel)) for s, rel in zip(staged, relpaths, strict=True)]
+                committing = True  # from the journal on, the commit only ever goes forward
+                self._write_json(
+                    posixpath.join(token_dir, JOURNAL),
+                    {"pairs": pairs, "label": what, "committed": _now().isoformat()},
                 )
-            self._commit(self._path(staged_rel), self._path(relpath))
+                self._apply(token_dir, pairs)
+                committing = False
+        except BaseException:
+            if committing and self._read_json_quietly(posixpath.join(token_dir, JOURNAL)):
+                # Interrupted after the commit point: keep the staging and the journal, so
+                # that the next writer or the cleanup completes the commit (roll-forward).
+                logger.error(
+                    "storage: the commit of %s was interrupted; it will be completed by the "
+                    "next write under %s or by the staging cleanup",
+                    what,
+                    self.root,
+                )
+                token_dir = ""
+            raise
         finally:
-            staged_dir = self._path(f"{STAGING}/{token}")
-            if self.fs.exists(staged_dir):
-                self.fs.rm(staged_dir, recursive=True)
+            _ACTIVE.discard(token)
+            if token_dir and self.fs.exists(token_dir):
+                self._retry("remove staging", token_dir, self.fs.rm, token_dir, recursive=True)
 
     def write_zarr(
-        self, ds: xr.Dataset, relpath: str, encoding: dict | None = None
+        self,
+        ds: xr.Dataset,
+        relpath: str,
+        encoding: dict | None = None,
+        *,
+        label: str | None = None,
     ) -> WrittenStore:
         """Write a whole dataset atomically; returns its URL, size and content checksum."""
-        checksum = dataset_checksum(ds)
-        with self.staged_zarr(relpath) as url:
-            to_zarr(ds, url, self.storage_options, encoding=encoding)
-        return WrittenStore(self.url(relpath), self.nbytes(relpath), checksum)
+        return self.write_zarrs({relpath: ds}, encoding=encoding, label=label)[0]
 
-    def _commit(self, staged: str, target: str) -> None:
+    def write_zarrs(
+        self,
+        datasets: dict[str, xr.Dataset],
+        encoding: dict | None = None,
+        *,
+        validate: Callable[[list[xr.Dataset]], None] | None = None,
+        label: str | None = None,
+    ) -> list[WrittenStore]:
+        """Write several stores as one commit; ``validate`` sees the staged stores first.
+
+        ``validate`` receives the staged stores reopened from storage (what would be
+        committed) and raises to refuse them: then nothing is committed.
+        """
+        checksums = [dataset_checksum(ds) for ds in datasets.values()]
+        relpaths = list(datasets)
+        with self.staged_zarrs(relpaths, label=label) as urls:
+            for ds, url in zip(datasets.values(), urls, strict=True):
+                to_zarr(ds, url, self.storage_options, encoding=encoding)
+            if validate is not None:
+                staged = [open_zarr_url(url, self.storage_options) for url in urls]
+                validate(staged)
+        return [
+            WrittenStore(self.url(rel), self.nbytes(rel), checksum)
+            for rel, checksum in zip(relpaths, checksums, strict=True)
+        ]
+
+    # -- commits ---------------------------------------------------------------------------
+
+    def _apply(self, token_dir: str, pairs: list[tuple[str, str]]) -> None:
+        """Switch every staged store into place (idempotent: safe to repeat after a crash)."""
+        for i, (staged, target) in enumerate(pairs):
+            if self._local:
+                self._switch_local(staged, target, posixpath.join(token_dir, f"old-{i}"))
+            else:
+                self._switch_object_store(staged, target)
+        # The commit is complete: drop the journal first, so that a crash while the rest of
+        # the staging area is removed can never replay a partial copy.
+        self._retry("finish commit", token_dir, self.fs.rm, posixpath.join(token_dir, JOURNAL))
+        if not self._local:
+            self.fs.invalidate_cache()
+
+    def _switch_local(self, staged: str, target: str, aside: str) -> None:
+        if not os.path.exists(staged):
+            return  # switched already
+        os.makedirs(posixpath.dirname(target), exist_ok=True)
+        if os.path.exists(target):
+            if os.path.exists(aside):
+                aside = f"{aside}-{uuid.uuid4().hex[:8]}"
+            os.rename(target, aside)
+        os.rename(staged, target)
+
+    def _switch_object_store(self, staged: str, target: str) -> None:
         fs = self.fs
+        new = self._retry("list", staged, fs.find, staged)
+        if not new:
+            return  # switched already (the staged copy is only removed after the commit)
+        rel_new = {posixpath.relpath(p, staged) for p in new}
+        old = self._retry("list", target, fs.find, target) if fs.exists(target) else []
+        data = sorted(r for r in rel_new if r != COMPLETE_MARKER)
+        # New objects first (the old .zmetadata keeps the store visible), metadata last ...
+        if data:
+            self._retry(
+                "copy",
+                target,
+                fs.copy,
+                [posixpath.join(staged, r) for r in data],
+                [posixpath.join(target, r) for r in data],
+            )
+        self._retry(
+            "switch metadata",
+            target,
+            fs.copy,
+            posixpath.join(staged, COMPLETE_MARKER),
+            posixpath.join(target, COMPLETE_MARKER),
+        )
+        # ... and what only the old version had, after.
+        stale = [p for p in old if posixpath.relpath(p, target) not in rel_new]
+        if stale:
+            self._retry("delete old objects", target, fs.rm, stale)
+
+    def recover_commits(self) -> list[str]:
+        """Complete commits whose writer died after the commit point; their labels."""
+        done = []
+        for token in self.list_dir(STAGING):
+            token_dir = self.path(f"{STAGING}/{token}")
+            journal = self._read_json(posixpath.join(token_dir, JOURNAL))
+            if journal is None or self._writer_alive(token_dir):
+                continue
+            logger.warning("storage: completing the interrupted commit of %s", journal["label"])
+            self._apply(token_dir, [tuple(p) for p in journal["pairs"]])
+            self._retry("remove staging", token_dir, self.fs.rm, token_dir, recursive=True)
+            done.append(str(journal["label"]))
+        return done
+
+    def clean_staging(self, max_age: timedelta | None = None) -> CleanupReport:
+        """Remove staging left by dead writers; complete their commits if they had one.
+
+        A staging area is abandoned when its writer's process is gone (same host) or its
+        lease is older than ``max_age`` (default ``staging_max_age``); a live write is kept.
+        """
+        report = CleanupReport(rolled_forward=self.recover_commits())
+        max_age = self.staging_max_age if max_age is None else max_age
+        for token in self.list_dir(STAGING):
+            token_dir = self.path(f"{STAGING}/{token}")
+            if self._writer_alive(token_dir, max_age):
+                report.kept.append(self._url_of(token_dir))
+                continue
+            self._retry("remove staging", token_dir, self.fs.rm, token_dir, recursive=True)
+            report.removed.append(self._url_of(token_dir))
+        return report
+
+    def _writer_alive(self, token_dir: str, max_age: timedelta | None = None) -> bool:
+        lease = self._read_json(posixpath.join(token_dir, LEASE))
+        max_age = self.staging_max_age if max_age is None else max_age
+        if lease is None:  # a staging area of an older version: judge by its age only
+            return _now() - self._modified(token_dir) < max_age
+        if lease.get("host") == socket.gethostname():
+            pid = int(lease["pid"])
+            if not pid_alive(pid) or (
+                pid == os.getpid() and token_dir.rsplit("/", 1)[-1] not in _ACTIVE
+            ):
+                return False
+        return _now() - datetime.fromisoformat(lease["started"]) < max_age
+
+    def _modified(self, path: str) -> datetime:
+        stamps = []
+        for info in self.fs.find(path, detail=True, withdirs=True).values():
+            stamp = info.get("mtime") or info.get("LastModified") or info.get("created")
+            if isinstance(stamp, datetime):
+                stamps.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+            elif stamp is not None:
+                stamps.append(datetime.fromtimestamp(float(stamp), UTC))
+        return max(stamps, default=datetime.fromtimestamp(0, UTC))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _url_of(self, path: str) -> str:
+        return self.url(posixpath.relpath(path, self._root_path))
+
+    def _write_json(self, path: str, obj: dict) -> None:
+        data = json.dumps(obj).encode()
         if self._local:
-            parent = posixpath.dirname(target)
-            fs.makedirs(parent, exist_ok=True)
-            trash = None
-            if fs.exists(target):
-                trash = posixpath.join(self._root_path, STAGING, f"trash-{uuid.uuid4().hex}")
-                fs.mv(target, trash, recursive=True)
-            fs.mv(staged, target, recursive=True)
-            if trash is not None:
-                fs.rm(trash, recursive=True)
-            return
-        marker = posixpath.join(target, COMPLETE_MARKER)
-        if fs.exists(marker):
-            fs.rm(marker)  # from here on readers see no store rather than a mixed one
-        if fs.exists(target):
-            fs.rm(target, recursive=True)
-        sources = [p for p in fs.find(staged) if posixpath.basename(p) != COMPLETE_MARKER]
-        for src in sources:
-            fs.copy(src, posixpath.join(target, posixpath.relpath(src, staged)))
-        fs.copy(posixpath.join(staged, COMPLETE_MARKER), marker)
-        fs.invalidate_cache()
+            os.makedirs(posixpath.dirname(path), exist_ok=True)
+            tmp = f"{path}.{uuid.uuid4().hex[:8]}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        else:
+            self._retry("put", path, self.fs.pipe_file, path, data)
+
+    def _read_json(self, path: str) -> dict | None:
+        try:
+            return json.loads(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def _read_json_quietly(self, path: str) -> dict | None:
+        """Like ``_read_json``, but a failing endpoint counts as "present" (keep the journal)."""
+        try:
+            return self._read_json(path)
+        except (OSError, *_transient_errors()):
+            return {"unknown": True}
+
+    def _retry(self, what: str, path: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call a storage function, retrying transient failures with a log line each."""
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                return fn(*args, **kwargs)
+            except (FileNotFoundError, PermissionError, StorageFullError):
+                raise
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                error: Exception = exc
+            except _transient_errors() as exc:
+                error = exc
+            url = self._url_of(path)
+            if attempt == COMMIT_ATTEMPTS:
+                raise OSError(
+                    f"storage {what} at {url} failed {COMMIT_ATTEMPTS} times, last with "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            delay = 2.0 ** (attempt - 1)
+            logger.warning(
+                "storage: %s at %s failed (%s: %s); retry %d/%d in %.0f s",
+                what,
+                url,
+                type(error).__name__,
+                error,
+                attempt,
+                COMMIT_ATTEMPTS - 1,
+                delay,
+            )
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _space_errors(self, what: str) -> Iterator[None]:
+        """Turn "no space left" into one sentence naming the root and what was written."""
+        try:
+            yield
+        except StorageFullError:
+            raise
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise StorageFullError(
+                exc.errno,
+                f"storage root {self.root} is full ({os.strerror(exc.errno)}) while writing "
+                f"{what}: nothing was committed, the stored version is unchanged",
+            ) from None
+
+
+def open_zarr_url(url: str, storage_options: dict[str, Any] | None = None, **kwargs: Any):
+    """Open a store the one way the platform reads zarr (format 2, consolidated)."""
+    return xr.open_zarr(
+        url,
+        consolidated=True,
+        zarr_format=ZARR_FORMAT,
+        storage_options=storage_options or None,
+        **kwargs,
+    )
 
 
 def to_zarr(
@@ -212,9 +522,41 @@ def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     return (proto,) if isinstance(proto, str) else tuple(proto)
 
 
-def s3_options(endpoint_url: str | None) -> dict[str, Any]:
-    """fsspec options for an S3 endpoint; credentials come from the standard AWS variables."""
-    return {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else {}
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:  # no S3 support installed: only OSError and timeouts happen
+        return (TimeoutError,)
+    return (TimeoutError, BotoCoreError)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lease() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _now().isoformat()}
+
+
+def s3_options(
+    endpoint_url: str | None, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+) -> dict[str, Any]:
+    """fsspec options for S3: the endpoint and a timeout on every call.
+
+    Credentials come from the standard AWS variables. botocore's own retries are off: s3fs
+    retries a timed-out call a few times and the commit logs and retries each failure, so a
+    silent endpoint fails a write in bounded time instead of hanging.
+    """
+    options: dict[str, Any] = {
+        "config_kwargs": {
+            "connect_timeout": timeout_seconds,
+            "read_timeout": timeout_seconds,
+            "retries": {"max_attempts": 1},
+        }
+    }
+    if endpoint_url:
+        options["client_kwargs"] = {"endpoint_url": endpoint_url}
+    return options
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -224,10 +566,18 @@ class StorageResource(dg.ConfigurableResource):
     endpoint_url: str | None = Field(
         default=None, description="S3-compatible endpoint (MinIO, moto); None for AWS or local."
     )
+    timeout_seconds: float = Field(
+        default=DEFAULT_TIMEOUT_SECONDS, description="Timeout of every object-store call."
+    )
 
     def storage(self) -> Storage:
         """The plain storage object behind this resource."""
-        return Storage(self.root, s3_options(self.endpoint_url) if "://" in self.root else {})
+        options = (
+            s3_options(self.endpoint_url, self.timeout_seconds)
+            if self.root.startswith(("s3://", "s3a://"))
+            else {}
+        )
+        return Storage(self.root, options)
 
     def url(self, relpath: str) -> str:
         return self.storage().url(relpath)

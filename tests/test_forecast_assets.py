@@ -68,11 +68,21 @@ def write_entry(env, name, **overrides) -> Path:
 
 
 def make_artifact(
-    path: Path, grid: Grid = GRID, version: str = "v1", forcings: tuple[str, ...] = ()
+    path: Path,
+    grid: Grid = GRID,
+    version: str = "v1",
+    forcings: tuple[str, ...] = (),
+    nan_weights: bool = False,
 ) -> Path:
     hist = xr.concat([simulate_state(T0 + timedelta(hours=6 * k), grid) for k in range(3)], "time")
     features = [str(f) for f in stack_features(hist, _features()).state_feature.values]
     torch.manual_seed(0)
+    weights = new_model("fno", HP, len(features) + len(forcings), len(features)).state_dict()
+    if nan_weights:  # a broken training run: every output is NaN
+        weights = {
+            k: torch.full_like(v, float("nan")) if torch.is_tensor(v) else v
+            for k, v in weights.items()
+        }
     return build_artifact(
         path,
         name="tiny-fno",
@@ -83,7 +93,7 @@ def make_artifact(
         forcings=forcings,
         timestep=timedelta(hours=6),
         stats=compute_stats(stack_features(hist, features)),
-        state_dict=new_model("fno", HP, len(features) + len(forcings), len(features)).state_dict(),
+        state_dict=weights,
         grid=GridSummary.from_coords(grid.latitude, grid.longitude),
         version=version,
     )
@@ -247,6 +257,25 @@ def test_artifact_forcings_must_match_the_registry(env):
     message = str(err.cause or err)
     assert "does not fit model 'tiny-fno'" in message
     assert "forcings [] != registry ['cos_local_hour', 'sin_local_hour']" in message
+
+
+def test_forecast_failing_a_blocking_check_is_never_committed(env):
+    """Validate, then commit: a NaN forecast is refused and the stored one stays."""
+    spec = fno_spec(env, make_artifact(env["tmp"] / "good.zip"))
+    assert run(env, assets_for(env, spec)).success
+    before = open_forecast(env["storage"], spec, env["settings"], T0).load()
+    # The same artifact version retrained badly: NaN weights, so NaN everywhere.
+    broken = fno_spec(env, make_artifact(env["tmp"] / "broken.zip", nan_weights=True))
+    result = run(env, assets_for(env, broken), raise_on_error=False)
+    assert not result.success
+    evals = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert evals["schema"].passed and not evals["no_nans"].passed
+    assert "geopotential" in evals["no_nans"].description
+    error = result.failure_data_for_node("forecast__tiny_fno").error
+    assert "refused before commit" in str(error) and "no_nans" in str(error)
+    after = open_forecast(env["storage"], spec, env["settings"], T0).load()
+    xr.testing.assert_identical(after, before)
+    assert env["storage"].list_dir(".staging") == []
 
 
 def test_missing_artifact_fails_only_that_model(env):

@@ -97,6 +97,28 @@ def test_bad_units_upstream_keep_existing_raw_inputs(settings):
     assert after.identical(before)
 
 
+def test_failing_cycle_never_replaces_the_stored_one(settings):
+    """A republished cycle with missing values is checked while staged and refused."""
+    write_simulated_cycles(settings.upstream_url, T0, T0)
+    assert _materialize(settings).success
+    storage = Storage(settings.storage_root)
+    before = open_raw_inputs(storage, settings, T0).load()
+    up = Storage(settings.upstream_url)
+    ds = up.open_zarr("2026-01-01T0600Z/member0/analysis.zarr").load()
+    ds["temperature"][0, 1, 5, 5] = np.nan
+    ds["2m_temperature"][0, 3, 3] = np.nan
+    up.write_zarr(ds, "2026-01-01T0600Z/member0/analysis.zarr")
+    result = _materialize(settings, raise_on_error=False)
+    assert not result.success
+    evals = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not evals["no_missing_values"].passed
+    assert evals["no_missing_values"].description == "NaNs in: 2m_temperature, temperature@850"
+    error = str(result.failure_data_for_node("raw_inputs__simulator").error)
+    assert "refused before commit" in error and up.url("2026-01-01T0600Z") in error
+    assert open_raw_inputs(storage, settings, T0).load().identical(before)
+    assert storage.list_dir(".staging") == []
+
+
 @pytest.mark.parametrize("defect", ["nan", "range", "time"])
 def test_checks_fail_on_bad_data(settings, defect):
     write_simulated_cycles(settings.upstream_url, T0, T0)

@@ -40,7 +40,7 @@ def _roundtrip(store: Storage):
             )
             raise RuntimeError("boom")
     assert float(store.open_zarr(rel)["2m_temperature"].max()) == 290.0
-    assert not [p for p in store.fs.find(store._path(".staging"))]
+    assert not [p for p in store.fs.find(store.path(".staging"))]
     # A staged store without consolidated metadata (an incomplete write) is never committed.
     with pytest.raises(RuntimeError, match="nothing complete"):
         with store.staged_zarr(rel) as url:

@@ -67,11 +67,11 @@ def test_incomplete_out_of_order_and_malformed(settings, tmp_path):
     write_simulated_cycles(
         settings.upstream_url, T0 + timedelta(hours=18), T0 + timedelta(hours=18), grid=SMALL
     )
-    marker = store._path("2026-01-01T1800Z/member0/analysis.zarr/.zmetadata")
+    marker = store.path("2026-01-01T1800Z/member0/analysis.zarr/.zmetadata")
     store.fs.mv(marker, str(tmp_path / "zmeta"))
     # Junk names next to the cycles.
-    store.fs.makedirs(store._path("2026-01-01T1830Z/member0"), exist_ok=True)
-    store.fs.makedirs(store._path("not-a-time"), exist_ok=True)
+    store.fs.makedirs(store.path("2026-01-01T1830Z/member0"), exist_ok=True)
+    store.fs.makedirs(store.path("not-a-time"), exist_ok=True)
     found, cursor, problems = evaluate_upstream(
         up, PARTS, {}, datetime(2026, 2, 1, tzinfo=UTC), timedelta(days=2)
     )

@@ -20,7 +20,6 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -33,8 +32,13 @@ from model_registry.architectures import build_model, run_container
 from model_registry.artifact import LoadedArtifact, fetch_artifact, load_artifact
 from model_registry.registry import k8s_config, pool_for
 from model_registry.spec import ModelSpec, format_duration
-from resources.storage import StorageResource, dataset_checksum
+from resources.storage import StorageResource, dataset_checksum, open_zarr_url
 from weather_assets import paths
+from weather_assets.forecast.checks import (
+    blocking_failures,
+    forecast_check_results,
+    forecast_check_specs,
+)
 from weather_assets.forecast.normalize import (
     FEATURE_DIM,
     identity_stats,
@@ -161,11 +165,21 @@ def open_forecast(
         storage.open_zarr(store_relpath(spec, settings, analysis_time, config, "forecast", m))
         for m in members
     ]
+    return join_forecast_members(stores, spec)
+
+
+def join_forecast_members(stores: Sequence[xr.Dataset], spec: ModelSpec) -> xr.Dataset:
+    """One forecast of its per-member stores, joined along a ``member`` dim."""
     if len(stores) == 1:
         return stores[0]
+    members = forecast_members(spec)
     joined = xr.concat(stores, dim=xr.DataArray(members, dims="member", name="member"))
     # The forecast layout puts member after (time, lead_time), before level and the grid.
     return joined.transpose("time", "lead_time", "member", ...)
+
+
+class ForecastRefused(ValueError):
+    """A staged forecast failed a blocking check; nothing was committed."""
 
 
 def _output_version(spec: ModelSpec) -> str:
@@ -211,8 +225,6 @@ def build_model_assets(
     Container models need a ``pipes_client`` resource (``PipesSubprocessClient`` locally,
     ``dagster_k8s.PipesK8sClient`` on Kubernetes).
     """
-    from weather_assets.forecast.checks import build_forecast_checks
-
     name = spec.name
     out: list = []
     upstream_artifact: list[dg.AssetKey] = []
@@ -262,8 +274,13 @@ def build_model_assets(
         ds = z.to_dataset(name="state")
         ds.attrs.update(model=name, artifact_sha256=loaded.sha256 if loaded else "none")
         relpath = store_relpath(spec, settings, t, model_config_of(loaded), "normalized")
-        written = store.write_zarr(
-            ds, relpath, encoding={"state": {"chunks": (1, 1, *z.shape[2:])}}
+        # Validate, then commit: standardizing with a zero spread would give NaN/inf, and
+        # the forecast must never start from a store that holds them.
+        (written,) = store.write_zarrs(
+            {relpath: ds},
+            encoding={"state": {"chunks": (1, 1, *z.shape[2:])}},
+            validate=lambda staged: check_finite(staged[0]["state"].values, spec.input_features),
+            label=f"{normalized_key(spec).to_user_string()} partition {context.partition_key}",
         )
         return dg.MaterializeResult(
             data_version=dg.DataVersion(written.checksum[:16]),
@@ -294,6 +311,7 @@ def build_model_assets(
         if spec.architecture == "container"
         else {"storage"},
         description=f"Forecast of {name} to {format_duration(spec.max_lead_time)}.",
+        check_specs=forecast_check_specs(forecast_key(spec)),
     )
     def forecast(context: dg.AssetExecutionContext, config: ForecastConfig):
         """The model's rollout to its max lead time, one chunk per lead time and variable."""
@@ -316,14 +334,17 @@ def build_model_assets(
         fingerprint = _fingerprint(spec, loaded, normalized_ds)
         if not config.force and _already_done(store, out_rels, fingerprint):
             context.log.info(f"{name} {context.partition_key}: same inputs already forecast")
-            return dg.MaterializeResult(
+            kept = join_forecast_members([store.open_zarr(rel) for rel in out_rels], spec)
+            yield dg.MaterializeResult(
                 metadata={
                     **_artifact_md(loaded),
                     "path": dg.MetadataValue.path(store.url(out_rels[0])),
                     "skipped": True,
                     "fingerprint": fingerprint,
-                }
+                },
+                check_results=forecast_check_results(kept, spec, t),
             )
+            return
         attrs = {
             "model": name,
             "architecture": spec.architecture,
@@ -332,47 +353,32 @@ def build_model_assets(
             "fingerprint": fingerprint,
         }
         t0 = time.perf_counter()
-        if spec.architecture == "container":
-            md = _run_container_step(context, spec, store, input_rel, out_rels[0], t)
-        else:
-            hp = loaded.manifest.architecture.hyperparameters if loaded else {}
-            model = build_model(
-                spec.architecture,
-                hp,
-                spec.in_channels,  # state features, then forcings
-                len(spec.output_features),
-                state_dict=loaded.state_dict if loaded else None,
-            )
-            stats = loaded.stats if loaded is not None else identity_stats(spec.input_features)
-            normalized = normalized_ds["state"].load()
-            with ExitStack() as stack:
-                urls = [stack.enter_context(store.staged_zarr(rel)) for rel in out_rels]
-                summary = run_forecast(
-                    normalized,
-                    model,
-                    stats,
-                    steps=spec.steps,
-                    timestep=spec.timestep,
-                    stores=urls,
-                    members=spec.members,
-                    grid=loaded.manifest.grid if loaded else None,
-                    device=config.device,
-                    attrs=attrs,
-                    storage_options=store.storage_options or None,
-                    forcings=spec.forcings,
-                )
-            md = {
-                "device": summary.device,
-                "steps": summary.steps,
-                "members": summary.members,
-                "seconds_per_step": round(summary.mean_step_seconds, 4),
-                "step_seconds": [round(s, 4) for s in summary.step_seconds],
-                "write_seconds": round(summary.write_seconds, 3),
-                "bytes_written": summary.nbytes,
-            }
+        label = f"{forecast_key(spec).to_user_string()} partition {context.partition_key}"
+        results: list[dg.AssetCheckResult] = []
+        try:
+            # Write-audit-publish: every member is staged, checked, then committed together.
+            with store.staged_zarrs(out_rels, label=label) as urls:
+                if spec.architecture == "container":
+                    md = _run_container_step(context, spec, store, input_rel, urls[0], t)
+                else:
+                    md = _run_in_process(spec, loaded, store, normalized_ds, urls, config, attrs)
+                staged = [open_zarr_url(url, store.storage_options) for url in urls]
+                results = forecast_check_results(join_forecast_members(staged, spec), spec, t)
+                if blocking_failures(results):
+                    raise ForecastRefused(
+                        f"forecast of {name} for {context.partition_key} was refused before "
+                        "commit: "
+                        + "; ".join(
+                            f"{r.check_name}: {r.description}" for r in blocking_failures(results)
+                        )
+                        + " (the stored forecast, if any, is unchanged)"
+                    )
+        except ForecastRefused as exc:
+            yield from results  # the failed checks show in the UI, tied to this run
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         wall = time.perf_counter() - t0
         context.log.info(f"{name} {context.partition_key}: forecast written in {wall:.1f} s")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 **_artifact_md(loaded),
                 **md,
@@ -380,11 +386,11 @@ def build_model_assets(
                 "path": dg.MetadataValue.path(store.url(out_rels[0])),
                 "stores": len(out_rels),
                 "fingerprint": fingerprint,
-            }
+            },
+            check_results=results,
         )
 
     out.extend([normalized, forecast])
-    out.extend(build_forecast_checks(spec, settings=settings, asset_key=forecast_key(spec)))
     return out
 
 
@@ -487,19 +493,54 @@ def _artifact_md(loaded: LoadedArtifact | None) -> dict:
     }
 
 
-def _run_container_step(context, spec, store, input_rel, output_rel, t) -> dict:
-    """Run an external model image through Pipes into a staged store."""
+def _run_container_step(context, spec, store, input_rel, output_url, t) -> dict:
+    """Run an external model image through Pipes, writing into a staged store."""
     client = context.resources.pipes_client
-    with store.staged_zarr(output_rel) as url:
-        invocation = run_container(
-            context,
-            spec,
-            client=client,
-            input_url=store.url(input_rel),
-            output_url=url,
-            analysis_time=t,
-        )
-        reported = {}
-        for result in invocation.get_results():
-            reported.update({k: v for k, v in (getattr(result, "metadata", None) or {}).items()})
+    invocation = run_container(
+        context,
+        spec,
+        client=client,
+        input_url=store.url(input_rel),
+        output_url=output_url,
+        analysis_time=t,
+    )
+    reported = {}
+    for result in invocation.get_results():
+        reported.update({k: v for k, v in (getattr(result, "metadata", None) or {}).items()})
     return {"runner": type(client).__name__, **reported}
+
+
+def _run_in_process(spec, loaded, store, normalized_ds, urls, config, attrs) -> dict:
+    """Roll the torch model out in this process, one staged store per member."""
+    hp = loaded.manifest.architecture.hyperparameters if loaded else {}
+    model = build_model(
+        spec.architecture,
+        hp,
+        spec.in_channels,  # state features, then forcings
+        len(spec.output_features),
+        state_dict=loaded.state_dict if loaded else None,
+    )
+    stats = loaded.stats if loaded is not None else identity_stats(spec.input_features)
+    summary = run_forecast(
+        normalized_ds["state"].load(),
+        model,
+        stats,
+        steps=spec.steps,
+        timestep=spec.timestep,
+        stores=urls,
+        members=spec.members,
+        grid=loaded.manifest.grid if loaded else None,
+        device=config.device,
+        attrs=attrs,
+        storage_options=store.storage_options or None,
+        forcings=spec.forcings,
+    )
+    return {
+        "device": summary.device,
+        "steps": summary.steps,
+        "members": summary.members,
+        "seconds_per_step": round(summary.mean_step_seconds, 4),
+        "step_seconds": [round(s, 4) for s in summary.step_seconds],
+        "write_seconds": round(summary.write_seconds, 3),
+        "bytes_written": summary.nbytes,
+    }

@@ -1,6 +1,8 @@
-"""Asset checks on a model's forecast: layout (blocking), NaNs (blocking), physical ranges.
+"""Checks of a model's forecast: layout (blocking), NaNs (blocking), physical ranges (warn).
 
-The schema and NaN checks block: verification must not score a malformed forecast.
+The forecast asset runs them on its *staged* stores before the commit: a forecast that fails
+a blocking check is never committed (verification must not score a malformed forecast), and
+the results show in the UI as the asset's checks.
 """
 
 # No `from __future__ import annotations`: Dagster inspects check annotations at runtime.
@@ -14,8 +16,6 @@ import xarray as xr
 from model_registry.spec import ModelSpec
 from weather_assets.canonical import VARIABLES
 from weather_assets.forecast.normalize import parse_feature
-from weather_assets.partitions import partition_key_to_time
-from weather_assets.settings import PlatformSettings
 
 
 def _expected_levels(spec: ModelSpec) -> dict[str, list[int]]:
@@ -68,75 +68,65 @@ def forecast_schema_problems(ds: xr.Dataset, spec: ModelSpec, analysis_time: dat
     return problems
 
 
-def build_forecast_checks(
-    spec: ModelSpec, *, settings: PlatformSettings, asset_key: dg.AssetKey
-) -> list:
-    """Schema, NaN and physical-range checks of one model's forecast asset."""
-    from weather_assets.forecast.assets import open_forecast
+CHECKS = {
+    # name: (blocking, description)
+    "schema": (
+        True,
+        "Variables and levels of the registry entry, dims (time, lead_time, [member], [level], "
+        "latitude, longitude), canonical units, lead times from one timestep to the max lead "
+        "time, valid_time = time + lead_time.",
+    ),
+    "no_nans": (True, "No NaN in any variable."),
+    "physical_ranges": (False, "Every variable within its plausible physical range (warns)."),
+}
 
-    prefix = spec.name.replace("-", "_")
 
-    @dg.multi_asset_check(
-        name=f"{prefix}_forecast_checks",
-        specs=[
-            dg.AssetCheckSpec(
-                "schema",
-                asset=asset_key,
-                blocking=True,
-                description="Variables and levels of the registry entry, dims (time, lead_time, "
-                "[member], [level], latitude, longitude), canonical units, lead times from one "
-                "timestep to the max lead time, valid_time = time + lead_time.",
-            ),
-            dg.AssetCheckSpec(
-                "no_nans", asset=asset_key, blocking=True, description="No NaN in any variable."
-            ),
-            dg.AssetCheckSpec(
-                "physical_ranges",
-                asset=asset_key,
-                description="Every variable within its plausible physical range (warns).",
-            ),
-        ],
-        can_subset=True,
-        required_resource_keys={"storage"},
-    )
-    def forecast_checks(context: dg.AssetCheckExecutionContext):
-        t = partition_key_to_time(context.partition_key)
-        ds = open_forecast(context.resources.storage, spec, settings, t)
-        selected = {key.name for key in context.selected_asset_check_keys}
-        if "schema" in selected:
-            problems = forecast_schema_problems(ds, spec, t)
-            yield dg.AssetCheckResult(
-                check_name="schema",
-                passed=not problems,
-                metadata={"problems": "; ".join(problems) or "none"},
-                description="; ".join(problems) or None,
-            )
-        if {"no_nans", "physical_ranges"} & selected:
-            stats = {
-                str(v): (int(ds[v].isnull().sum()), float(ds[v].min()), float(ds[v].max()))
-                for v in ds.data_vars
-            }
-            if "no_nans" in selected:
-                bad = {v: n for v, (n, _, _) in stats.items() if n}
-                yield dg.AssetCheckResult(
-                    check_name="no_nans",
-                    passed=not bad,
-                    metadata={"nan_counts": dg.MetadataValue.json(bad)},
-                    description=None if not bad else f"NaNs in {sorted(bad)}",
-                )
-            if "physical_ranges" in selected:
-                out = {
-                    v: [lo, hi]
-                    for v, (_, lo, hi) in stats.items()
-                    if v in VARIABLES
-                    and (lo < VARIABLES[v].valid_min or hi > VARIABLES[v].valid_max)
-                }
-                yield dg.AssetCheckResult(
-                    check_name="physical_ranges",
-                    passed=not out,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={"out_of_range": dg.MetadataValue.json(out)},
-                    description=None if not out else f"out of range: {sorted(out)}",
-                )
+def forecast_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The checks the forecast asset reports on every forecast it writes (or keeps)."""
+    return [
+        dg.AssetCheckSpec(name, asset=asset_key, blocking=blocking, description=text)
+        for name, (blocking, text) in CHECKS.items()
+    ]
 
-    return [forecast_checks]
+
+def forecast_check_results(
+    ds: xr.Dataset, spec: ModelSpec, analysis_time: datetime
+) -> list[dg.AssetCheckResult]:
+    """Every forecast check on one forecast (staged before the commit, or committed)."""
+    problems = forecast_schema_problems(ds, spec, analysis_time)
+    stats = {
+        str(v): (int(ds[v].isnull().sum()), float(ds[v].min()), float(ds[v].max()))
+        for v in ds.data_vars
+    }
+    nans = {v: n for v, (n, _, _) in stats.items() if n}
+    out = {
+        v: [lo, hi]
+        for v, (_, lo, hi) in stats.items()
+        if v in VARIABLES and (lo < VARIABLES[v].valid_min or hi > VARIABLES[v].valid_max)
+    }
+    return [
+        dg.AssetCheckResult(
+            check_name="schema",
+            passed=not problems,
+            metadata={"problems": "; ".join(problems) or "none"},
+            description="; ".join(problems) or None,
+        ),
+        dg.AssetCheckResult(
+            check_name="no_nans",
+            passed=not nans,
+            metadata={"nan_counts": dg.MetadataValue.json(nans)},
+            description=None if not nans else f"NaNs in {sorted(nans)}",
+        ),
+        dg.AssetCheckResult(
+            check_name="physical_ranges",
+            passed=not out,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"out_of_range": dg.MetadataValue.json(out)},
+            description=None if not out else f"out of range: {sorted(out)}",
+        ),
+    ]
+
+
+def blocking_failures(results: list[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]:
+    """The failed results that must stop a commit (errors, not warnings)."""
+    return [r for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]

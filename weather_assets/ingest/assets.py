@@ -1,17 +1,29 @@
-"""The ``raw_inputs/<source>`` asset: a cycle's analysis as canonical zarr in storage."""
+"""The ``raw_inputs/<source>`` asset: a cycle's analysis as canonical zarr in storage.
+
+Write-audit-publish: every member of the cycle is staged, the blocking checks run on the
+staged stores, and only a cycle that passes them is committed, all members at once. A
+cycle that fails never replaces the stored one; its check results still show in the UI.
+"""
 
 import dagster as dg
+import numpy as np
+import xarray as xr
 
 from resources.dask import DaskResource
-from resources.storage import StorageResource
+from resources.storage import StorageResource, combine_checksums
 from resources.upstream import UpstreamSource
+from weather_assets.ingest.checks import raw_inputs_check_results, raw_inputs_check_specs
 from weather_assets.ingest.convert import subset_domain
-from weather_assets.ingest.layout import raw_inputs_relpath
+from weather_assets.ingest.layout import join_members, raw_inputs_relpath
 from weather_assets.partitions import partition_key_to_time
 from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
 
 RAW_INPUTS_CODE_VERSION = "1"
+
+
+class CycleRefused(ValueError):
+    """A cycle's staged data failed a blocking check; nothing was committed."""
 
 
 def upstream_key(settings: PlatformSettings) -> dg.AssetKey:
@@ -36,9 +48,10 @@ def build_ingest_assets(
         partitions_def=partitions_def,
         kinds={settings.upstream_kind},
     )
+    key = raw_inputs_key(settings)
 
     @dg.asset(
-        key=raw_inputs_key(settings),
+        key=key,
         deps=[upstream.key],
         partitions_def=partitions_def,
         group_name="ingest",
@@ -46,13 +59,14 @@ def build_ingest_assets(
         kinds={"xarray", "zarr"},
         retry_policy=IO_RETRY,
         metadata={"domain": settings.domain, "resolution": settings.resolution},
+        check_specs=raw_inputs_check_specs(key),
     )
     def raw_inputs(
         context: dg.AssetExecutionContext,
         storage: StorageResource,
         upstream: UpstreamSource,
         dask: DaskResource,
-    ) -> dg.MaterializeResult:
+    ):
         """The cycle's analysis, in canonical names and units, cut to the domain."""
         t = partition_key_to_time(context.partition_key)
         source = upstream.cycle_url(t)
@@ -60,18 +74,36 @@ def build_ingest_assets(
         # Everything is converted and checked before the first write: bad input writes nothing.
         ds = subset_domain(ds, settings.bbox, settings.grid_resolution, source=source)
         members = [int(m) for m in ds["member"].values] if "member" in ds.dims else [0]
-        store = storage.storage()
-        written = []
-        with dask.client():  # a distributed cluster when one is configured, else local
-            for m in members:
-                member_ds = ds.sel(member=m, drop=True) if "member" in ds.dims else ds
-                member_ds = member_ds.chunk({"time": 1})
-                written.append(store.write_zarr(member_ds, raw_inputs_relpath(settings, t, m)))
-        checksum = (
-            written[0].checksum if len(written) == 1 else _combine(w.checksum for w in written)
-        )
+        stores = {
+            raw_inputs_relpath(settings, t, m): (
+                ds.sel(member=m, drop=True) if "member" in ds.dims else ds
+            ).chunk({"time": 1})
+            for m in members
+        }
+        results: list[dg.AssetCheckResult] = []
+
+        def audit(staged: list[xr.Dataset]) -> None:
+            cycle = join_members(staged, members).load()
+            analysis_time = np.datetime64(t.replace(tzinfo=None), "ns")
+            results.extend(raw_inputs_check_results(cycle, analysis_time, source))
+            failed = [r for r in results if not r.passed]
+            if failed:
+                raise CycleRefused(
+                    f"cycle {context.partition_key} from {source} was refused before commit: "
+                    + "; ".join(f"{r.check_name}: {r.description}" for r in failed)
+                    + " (the stored version, if any, is unchanged)"
+                )
+
+        label = f"{key.to_user_string()} partition {context.partition_key}"
+        try:
+            with dask.client():  # a distributed cluster when one is configured, else local
+                written = storage.storage().write_zarrs(stores, validate=audit, label=label)
+        except CycleRefused as exc:
+            yield from results  # the failed checks show in the UI, tied to this run
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        checksum = combine_checksums([w.checksum for w in written])
         context.log.info(f"raw inputs for {context.partition_key} written to {written[0].url}")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             data_version=dg.DataVersion(checksum[:16]),
             metadata={
                 "path": dg.MetadataValue.path(written[0].url),
@@ -83,12 +115,7 @@ def build_ingest_assets(
                 "bytes": sum(w.nbytes for w in written),
                 "sha256": checksum,
             },
+            check_results=results,
         )
 
     return [upstream, raw_inputs]
-
-
-def _combine(checksums) -> str:
-    import hashlib
-
-    return hashlib.sha256("".join(checksums).encode()).hexdigest()

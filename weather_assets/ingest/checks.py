@@ -1,21 +1,30 @@
-"""Blocking checks on ``raw_inputs``: schema, missing values, physical ranges."""
+"""Blocking checks on ``raw_inputs``: schema, missing values, physical ranges.
+
+The checks run inside the ``raw_inputs`` asset on the *staged* stores, before the commit
+(write-audit-publish): a cycle that fails one never replaces the stored version. The asset
+declares these specs and reports the results, so they show in the UI like any asset check.
+"""
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from resources.storage import StorageResource
 from weather_assets.canonical import VARIABLES
-from weather_assets.ingest.layout import open_raw_inputs
 from weather_assets.ingest.schemas import (
     MISSING_SCHEMA,
     RANGE_SCHEMA,
     schema_failures,
     summary_table,
 )
-from weather_assets.partitions import partition_key_to_time
-from weather_assets.settings import PlatformSettings
+
+CHECK_DESCRIPTIONS = {
+    "schema": "Canonical variables, units, dim order, ascending coordinates, time equal to "
+    "the partition.",
+    "no_missing_values": "No NaN in any variable and level.",
+    "physical_ranges": "Min and max of every variable within its physical range (pandera "
+    "schema on the summary table).",
+}
 
 
 def schema_problems(ds: xr.Dataset, analysis_time: np.datetime64) -> list[str]:
@@ -59,70 +68,48 @@ def _summary(ds: xr.Dataset) -> pd.DataFrame:
     return summary_table(ds)
 
 
-def build_ingest_checks(*, settings: PlatformSettings, asset_key: dg.AssetKey) -> list:
-    """Blocking asset checks on the raw inputs asset of the configured source."""
+def _where(row) -> str:
+    return row.variable if row.level < 0 else f"{row.variable}@{row.level}"
 
-    @dg.multi_asset_check(
-        specs=[
-            dg.AssetCheckSpec(
-                "schema",
-                asset=asset_key,
-                blocking=True,
-                description="Canonical variables, units, dim order, ascending "
-                "coordinates, time equal to the partition.",
-            ),
-            dg.AssetCheckSpec(
-                "no_missing_values",
-                asset=asset_key,
-                blocking=True,
-                description="No NaN in any variable and level.",
-            ),
-            dg.AssetCheckSpec(
-                "physical_ranges",
-                asset=asset_key,
-                blocking=True,
-                description="Min and max of every variable within its "
-                "physical range (pandera schema on the summary table).",
-            ),
-        ],
-        can_subset=True,
+
+def raw_inputs_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The blocking checks the ``raw_inputs`` asset reports on every cycle it writes."""
+    return [
+        dg.AssetCheckSpec(name, asset=asset_key, blocking=True, description=text)
+        for name, text in CHECK_DESCRIPTIONS.items()
+    ]
+
+
+def raw_inputs_check_results(
+    ds: xr.Dataset, analysis_time: np.datetime64, source: str
+) -> list[dg.AssetCheckResult]:
+    """Every raw-inputs check on one cycle's (staged) dataset; ``source`` names the input."""
+    table = _summary(ds)
+    summary_md = dg.MetadataValue.md(_md(table))
+    problems = schema_problems(ds, analysis_time)
+    missing = schema_failures(MISSING_SCHEMA, table)
+    ranges = schema_failures(RANGE_SCHEMA, table)
+    missing_text = "NaNs in: " + ", ".join(_where(r) for r in missing.itertuples())
+    range_text = "out of range: " + ", ".join(
+        f"{_where(r)} [{r.min:.6g}, {r.max:.6g}]" for r in ranges.itertuples()
     )
-    def raw_inputs_checks(context: dg.AssetCheckExecutionContext, storage: StorageResource):
-        t = partition_key_to_time(context.partition_key)
-        ds = open_raw_inputs(storage.storage(), settings, t).load()
-        selected = {key.name for key in context.selected_asset_check_keys}
-        table = _summary(ds)
-        summary_md = dg.MetadataValue.md(_md(table))
-        if "schema" in selected:
-            problems = schema_problems(ds, np.datetime64(t.replace(tzinfo=None), "ns"))
-            yield dg.AssetCheckResult(
-                check_name="schema",
-                passed=not problems,
-                metadata={"problems": "; ".join(problems) or "none"},
-                description="; ".join(problems) or None,
-            )
-        if "no_missing_values" in selected:
-            bad = schema_failures(MISSING_SCHEMA, table)
-            yield dg.AssetCheckResult(
-                check_name="no_missing_values",
-                passed=bad.empty,
-                metadata={"summary": summary_md, "failing_rows": len(bad)},
-                description=None
-                if bad.empty
-                else "NaNs in: " + ", ".join(f"{r.variable}@{r.level}" for r in bad.itertuples()),
-            )
-        if "physical_ranges" in selected:
-            bad = schema_failures(RANGE_SCHEMA, table)
-            yield dg.AssetCheckResult(
-                check_name="physical_ranges",
-                passed=bad.empty,
-                metadata={"summary": summary_md, "failing_rows": len(bad)},
-                description=None
-                if bad.empty
-                else "out of range: "
-                + ", ".join(
-                    f"{r.variable}@{r.level} [{r.min:.6g}, {r.max:.6g}]" for r in bad.itertuples()
-                ),
-            )
-
-    return [raw_inputs_checks]
+    return [
+        dg.AssetCheckResult(
+            check_name="schema",
+            passed=not problems,
+            metadata={"problems": "; ".join(problems) or "none", "source": source},
+            description="; ".join(problems) or None,
+        ),
+        dg.AssetCheckResult(
+            check_name="no_missing_values",
+            passed=missing.empty,
+            metadata={"summary": summary_md, "failing_rows": len(missing), "source": source},
+            description=None if missing.empty else missing_text,
+        ),
+        dg.AssetCheckResult(
+            check_name="physical_ranges",
+            passed=ranges.empty,
+            metadata={"summary": summary_md, "failing_rows": len(ranges), "source": source},
+            description=None if ranges.empty else range_text,
+        ),
+    ]

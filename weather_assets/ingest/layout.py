@@ -31,16 +31,18 @@ def raw_inputs_members(
     """Members with a committed raw-inputs store for this cycle."""
     cycle_dir = posixpath.dirname(posixpath.dirname(raw_inputs_relpath(settings, analysis_time)))
     members = []
-    for entry in (
-        storage.fs.ls(storage._path(cycle_dir), detail=False)
-        if storage.fs.exists(storage._path(cycle_dir))
-        else []
-    ):
-        base = posixpath.basename(entry.rstrip("/"))
+    for base in storage.list_dir(cycle_dir):
         if base.startswith("member") and base[6:].isdigit():
             if storage.exists(raw_inputs_relpath(settings, analysis_time, int(base[6:]))):
                 members.append(int(base[6:]))
     return sorted(members)
+
+
+def join_members(stores: list[xr.Dataset], members: list[int]) -> xr.Dataset:
+    """One dataset of a cycle's member stores: a ``member`` dim when there are several."""
+    if len(stores) == 1:
+        return stores[0]
+    return xr.concat(stores, dim=xr.DataArray(members, dims="member", name="member"))
 
 
 def open_raw_inputs(
@@ -54,6 +56,4 @@ def open_raw_inputs(
             f"complete store at {storage.url(raw_inputs_relpath(settings, analysis_time))}"
         )
     stores = [storage.open_zarr(raw_inputs_relpath(settings, analysis_time, m)) for m in members]
-    if len(stores) == 1:
-        return stores[0]
-    return xr.concat(stores, dim=xr.DataArray(members, dims="member", name="member"))
+    return join_members(stores, members)
