@@ -34,12 +34,13 @@ import stat
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import metadata as importlib_metadata
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -67,6 +68,13 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # Guards against zip bombs: far above any real model, far below a full disk.
 MAX_ENTRIES = 100_000
 MAX_UNCOMPRESSED_BYTES = 64 * 1024**3
+# Largest single entry a reader inflates (declared or real): above the weights of the models we
+# run, below the memory of a worker. A caller with bigger genuine weights passes its own limit.
+DEFAULT_MAX_ENTRY_BYTES = 2 * 1024**3
+MAX_MANIFEST_BYTES = 16 * 1024**2
+_BLOCK = 1 << 20  # entries are inflated, hashed and written one 1 MiB block at a time
+# What zipfile/zlib raise on a damaged archive (flipped bits, truncation, bad headers).
+_CORRUPT_ZIP = (zipfile.BadZipFile, zlib.error, EOFError)
 _VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _PACKAGES = ("weather-platform", "torch", "neuraloperator", "numpy", "xarray", "zarr", "dagster")
 
@@ -352,10 +360,25 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise ArtifactError(f"artifact file not found: {path}")
     if not zipfile.is_zipfile(path):
         raise ArtifactError(f"{path} is not a zip archive")
-    return zipfile.ZipFile(path)
+    try:
+        return zipfile.ZipFile(path)
+    except _CORRUPT_ZIP as exc:
+        raise ArtifactError(f"{path} is a damaged zip archive ({exc})") from None
 
 
-def check_entries(zf: zipfile.ZipFile, path: Path | str = "<zip>") -> list[zipfile.ZipInfo]:
+def _too_large(path: Path | str, name: str, size: str, limit: int) -> ArtifactError:
+    return ArtifactError(
+        f"{path}: entry {name!r} {size} uncompressed, over the limit of {limit} bytes per "
+        "entry (max_entry_bytes, --max-entry-bytes); refused as a possible zip bomb"
+    )
+
+
+def check_entries(
+    zf: zipfile.ZipFile,
+    path: Path | str = "<zip>",
+    *,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+) -> list[zipfile.ZipInfo]:
     """Refuse unsafe entries (absolute, ``..``, symlinks, duplicates, bombs); return files."""
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
@@ -376,6 +399,8 @@ def check_entries(zf: zipfile.ZipFile, path: Path | str = "<zip>") -> list[zipfi
             raise ArtifactError(f"{path}: entry {name!r} is encrypted")
         if name in seen:
             raise ArtifactError(f"{path}: duplicate entry {name!r}")
+        if info.file_size > max_entry_bytes:
+            raise _too_large(path, name, f"declares {info.file_size} bytes", max_entry_bytes)
         seen.add(name)
         total += info.file_size
         if total > MAX_UNCOMPRESSED_BYTES:
@@ -385,13 +410,75 @@ def check_entries(zf: zipfile.ZipFile, path: Path | str = "<zip>") -> list[zipfi
     return files
 
 
-def _read_manifest(zf: zipfile.ZipFile, path: Path) -> Manifest:
+def _stream_entry(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    path: Path,
+    out: BinaryIO | None,
+    max_entry_bytes: int,
+) -> str:
+    """Inflate one entry block by block into ``out`` (if any) and return its sha256.
+
+    Memory stays at one block whatever the entry's size. Bit rot (bad CRC, bad deflate data,
+    truncation) becomes an ``ArtifactError`` naming the zip and the entry.
+    """
+    digest = hashlib.sha256()
+    size = 0
     try:
-        raw = zf.read(MANIFEST)
+        with zf.open(info) as src:
+            while block := src.read(_BLOCK):
+                size += len(block)
+                # zipfile stops at the declared size (check_entries bounds it); counting keeps
+                # the limit whatever a damaged or forged directory claims.
+                if size > max_entry_bytes:
+                    raise _too_large(
+                        path, info.filename, f"inflates past {size} bytes", max_entry_bytes
+                    )
+                digest.update(block)
+                if out is not None:
+                    out.write(block)
+    except _CORRUPT_ZIP as exc:
+        raise ArtifactError(
+            f"{path}: entry {info.filename!r} is corrupt ({exc}); rebuild or re-download the "
+            "artifact"
+        ) from None
+    return digest.hexdigest()
+
+
+def _unpack(
+    zf: zipfile.ZipFile,
+    path: Path,
+    infos: Iterable[zipfile.ZipInfo],
+    dest: Path,
+    max_entry_bytes: int,
+) -> dict[str, str]:
+    """Stream entries (already passed by ``check_entries``) under ``dest``; their sha256s."""
+    root = dest.resolve()
+    digests = {}
+    for info in infos:
+        target = (dest / info.filename).resolve()
+        if not target.is_relative_to(root):  # belt and braces after check_entries
+            raise ArtifactError(f"{path}: unsafe entry {info.filename!r} (leaves {dest})")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as out:
+                digests[info.filename] = _stream_entry(zf, info, path, out, max_entry_bytes)
+        except OSError as exc:  # a full disk, or a forged zip holding both 'a' and 'a/b'
+            raise ArtifactError(
+                f"{path}: entry {info.filename!r} cannot be written to {target} ({exc.strerror})"
+            ) from None
+    return digests
+
+
+def _read_manifest(zf: zipfile.ZipFile, path: Path, max_entry_bytes: int) -> Manifest:
+    try:
+        info = zf.getinfo(MANIFEST)
     except KeyError:
         raise ArtifactError(f"{path}: missing {MANIFEST}") from None
+    buf = io.BytesIO()
+    _stream_entry(zf, info, path, buf, min(max_entry_bytes, MAX_MANIFEST_BYTES))
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.safe_load(buf.getvalue())
         return Manifest.model_validate(data)
     except yaml.YAMLError as exc:
         raise ArtifactError(f"{path}: {MANIFEST} is not valid YAML ({exc})") from None
@@ -399,13 +486,15 @@ def _read_manifest(zf: zipfile.ZipFile, path: Path) -> Manifest:
         raise ArtifactError(f"{path}: {MANIFEST} {_first_error(exc)}") from None
 
 
-def _verified_files(zf: zipfile.ZipFile, path: Path, manifest: Manifest) -> dict[str, bytes]:
-    """Every listed file's bytes, each checked against its manifest sha256."""
-    entries = {i.filename for i in zf.infolist() if not i.is_dir()} - {MANIFEST}
+def _unpack_verified(
+    zf: zipfile.ZipFile, path: Path, manifest: Manifest, dest: Path, max_entry_bytes: int
+) -> None:
+    """Stream every listed file under ``dest``, each checked against its manifest sha256."""
+    infos = {i.filename: i for i in zf.infolist() if not i.is_dir() and i.filename != MANIFEST}
     listed = set(manifest.files)
-    if missing := sorted(listed - entries):
+    if missing := sorted(listed - set(infos)):
         raise ArtifactError(f"{path}: file {missing[0]!r} listed in {MANIFEST} is missing")
-    if extra := sorted(entries - listed):
+    if extra := sorted(set(infos) - listed):
         raise ArtifactError(f"{path}: file {extra[0]!r} is not listed in {MANIFEST}")
     required = [MODEL_CONFIG, CLI_ARGS]
     if manifest.architecture.name in WEIGHTED_ARCHITECTURES:
@@ -415,23 +504,19 @@ def _verified_files(zf: zipfile.ZipFile, path: Path, manifest: Manifest) -> dict
             raise ArtifactError(f"{path}: required file {name!r} is absent")
     if not any(n.startswith(STATS_PREFIX) for n in listed):
         raise ArtifactError(f"{path}: required statistics {STATS_PREFIX} are absent")
-    out: dict[str, bytes] = {}
-    for name in sorted(listed):
-        data = zf.read(name)
-        actual = hashlib.sha256(data).hexdigest()
+    digests = _unpack(zf, path, [infos[n] for n in sorted(listed)], dest, max_entry_bytes)
+    for name, actual in digests.items():
         if actual != manifest.files[name]:
             raise ArtifactError(
                 f"{path}: file {name!r} was modified (sha256 {actual}, "
                 f"{MANIFEST} lists {manifest.files[name]})"
             )
-        out[name] = data
-    return out
 
 
-def _load_weights(data: bytes, path: Path) -> dict[str, torch.Tensor]:
+def _load_weights(weights: Path, path: Path) -> dict[str, torch.Tensor]:
     try:
         # weights_only: the unpickler accepts tensors and plain containers, nothing else.
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        obj = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types; all mean "bad weights"
         raise ArtifactError(f"{path}: {WEIGHTS} is not a loadable state_dict ({exc})") from None
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -439,16 +524,14 @@ def _load_weights(data: bytes, path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def _load_stats(files: Mapping[str, bytes]) -> xr.Dataset:
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Path(tmp) / "stats.zarr"
-        for name, data in files.items():
-            if name.startswith(STATS_PREFIX):
-                target = store / name[len(STATS_PREFIX) :]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+def _load_stats(store: Path, path: Path) -> xr.Dataset:
+    try:
         with xr.open_zarr(store, consolidated=None) as ds:
             return ds.load()
+    except Exception as exc:  # zarr/xarray raise many types
+        raise ArtifactError(
+            f"{path}: {STATS_PREFIX} is not a readable zarr store ({exc})"
+        ) from None
 
 
 def _check_digest(path: Path, expected_sha256: str | None) -> str:
@@ -461,57 +544,56 @@ def _check_digest(path: Path, expected_sha256: str | None) -> str:
     return actual
 
 
-def validate_artifact(path: Path | str, expected_sha256: str | None = None) -> Manifest:
-    """Check safety, digests, completeness and weights of an artifact; return its manifest."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"artifact file not found: {path}")
-    _check_digest(path, expected_sha256)
-    with _open_zip(path) as zf:
-        check_entries(zf, path)  # unsafe names are refused before anything is read
-        manifest = _read_manifest(zf, path)
-        files = _verified_files(zf, path, manifest)
-    if WEIGHTS in files:
-        _load_weights(files[WEIGHTS], path)
-    try:
-        _load_stats(files)
-    except Exception as exc:  # zarr/xarray raise many types
-        raise ArtifactError(
-            f"{path}: {STATS_PREFIX} is not a readable zarr store ({exc})"
-        ) from None
-    return manifest
+def load_artifact(
+    path: Path | str,
+    expected_sha256: str | None = None,
+    *,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+) -> LoadedArtifact:
+    """Validate and load an artifact: manifest, statistics Dataset and state_dict.
 
-
-def load_artifact(path: Path | str, expected_sha256: str | None = None) -> LoadedArtifact:
-    """Validate and load an artifact: manifest, statistics Dataset and state_dict."""
+    Entries are inflated one block at a time into a temporary directory and hashed on the
+    way, so memory holds the loaded tensors and statistics, never an entry's raw bytes.
+    """
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"artifact file not found: {path}")
     digest = _check_digest(path, expected_sha256)
-    with _open_zip(path) as zf:
-        check_entries(zf, path)  # unsafe names are refused before anything is read
-        manifest = _read_manifest(zf, path)
-        files = _verified_files(zf, path, manifest)
-    state_dict = _load_weights(files[WEIGHTS], path) if WEIGHTS in files else {}
-    try:
-        stats = _load_stats(files)
-    except Exception as exc:  # zarr/xarray raise many types
-        raise ArtifactError(
-            f"{path}: {STATS_PREFIX} is not a readable zarr store ({exc})"
-        ) from None
+    with _open_zip(path) as zf, tempfile.TemporaryDirectory(prefix="wxplat-artifact-") as tmp:
+        # Unsafe names and oversized entries are refused before anything is read.
+        check_entries(zf, path, max_entry_bytes=max_entry_bytes)
+        manifest = _read_manifest(zf, path, max_entry_bytes)
+        files = Path(tmp)
+        _unpack_verified(zf, path, manifest, files, max_entry_bytes)
+        state_dict = _load_weights(files / WEIGHTS, path) if WEIGHTS in manifest.files else {}
+        stats = _load_stats(files / STATS_PREFIX, path)
     return LoadedArtifact(path, digest, manifest, stats, state_dict)
 
 
-def inspect_artifact(path: Path | str) -> dict[str, Any]:
+def validate_artifact(
+    path: Path | str,
+    expected_sha256: str | None = None,
+    *,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+) -> Manifest:
+    """Check safety, digests, completeness and weights of an artifact; return its manifest."""
+    return load_artifact(path, expected_sha256, max_entry_bytes=max_entry_bytes).manifest
+
+
+def inspect_artifact(
+    path: Path | str, *, max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+) -> dict[str, Any]:
     """Manifest and archive facts (size, digest, entries, parameter count) as a plain dict."""
     path = Path(path)
-    with _open_zip(path) as zf:
-        infos = check_entries(zf, path)
-        manifest = _read_manifest(zf, path)
+    with _open_zip(path) as zf, tempfile.TemporaryDirectory(prefix="wxplat-artifact-") as tmp:
+        infos = check_entries(zf, path, max_entry_bytes=max_entry_bytes)
+        manifest = _read_manifest(zf, path, max_entry_bytes)
         n_params = None
-        if WEIGHTS in zf.namelist():
-            weights = _load_weights(zf.read(WEIGHTS), path)
-            n_params = int(sum(t.numel() for t in weights.values()))
+        weights = [i for i in infos if i.filename == WEIGHTS]
+        if weights:
+            _unpack(zf, path, weights, Path(tmp), max_entry_bytes)
+            state_dict = _load_weights(Path(tmp) / WEIGHTS, path)
+            n_params = int(sum(t.numel() for t in state_dict.values()))
     info = manifest.model_dump(mode="json")
     info["archive"] = {
         "path": str(path),
@@ -523,20 +605,15 @@ def inspect_artifact(path: Path | str) -> dict[str, Any]:
     return info
 
 
-def extract_artifact(path: Path | str, dest: Path | str) -> Path:
-    """Extract after refusing unsafe entries (absolute paths, ``..``, symlinks)."""
+def extract_artifact(
+    path: Path | str, dest: Path | str, *, max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+) -> Path:
+    """Extract after refusing unsafe entries (absolute paths, ``..``, symlinks, bombs)."""
     path, dest = Path(path), Path(dest)
     with _open_zip(path) as zf:
-        infos = check_entries(zf, path)
+        infos = check_entries(zf, path, max_entry_bytes=max_entry_bytes)
         dest.mkdir(parents=True, exist_ok=True)
-        root = dest.resolve()
-        for info in infos:
-            target = (dest / info.filename).resolve()
-            if not target.is_relative_to(root):  # belt and braces after check_entries
-                raise ArtifactError(f"{path}: unsafe entry {info.filename!r} (leaves {dest})")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
+        _unpack(zf, path, infos, dest, max_entry_bytes)
     return dest
 
 

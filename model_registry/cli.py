@@ -17,6 +17,7 @@ import yaml
 
 from model_registry.artifact import (
     CLI_ARGS,
+    DEFAULT_MAX_ENTRY_BYTES,
     MODEL_CONFIG,
     WEIGHTS,
     ArtifactError,
@@ -26,8 +27,13 @@ from model_registry.artifact import (
     sha256_file,
     validate_artifact,
 )
-from model_registry.registry import DEFAULT_REGISTRY_DIR, RegistryError, load_registry
-from model_registry.spec import format_duration
+from model_registry.registry import (
+    DEFAULT_REGISTRY_DIR,
+    RegistryError,
+    load_registry,
+    load_registry_report,
+)
+from model_registry.spec import ModelSpec, format_duration
 
 app = typer.Typer(help="Model registry, inference artifacts and training.", no_args_is_help=True)
 artifact_app = typer.Typer(help="Build, validate and inspect inference artifacts.")
@@ -37,6 +43,14 @@ app.add_typer(registry_app, name="registry")
 
 RegistryDir = Annotated[
     Path, typer.Option("--registry", help="Directory of registry YAML entries.")
+]
+MaxEntryBytes = Annotated[
+    int,
+    typer.Option(
+        "--max-entry-bytes",
+        min=1,
+        help="Refuse a zip entry declaring or inflating to more bytes than this (zip bombs).",
+    ),
 ]
 
 
@@ -209,10 +223,11 @@ def artifact_build(
 def artifact_validate(
     path: Annotated[Path, typer.Argument(help="Artifact zip.")],
     sha256: Annotated[str | None, typer.Option(help="Expected sha256 of the zip.")] = None,
+    max_entry_bytes: MaxEntryBytes = DEFAULT_MAX_ENTRY_BYTES,
 ) -> None:
     """Check an artifact's safety, checksums, completeness and weights."""
     try:
-        manifest = validate_artifact(path, expected_sha256=sha256)
+        manifest = validate_artifact(path, expected_sha256=sha256, max_entry_bytes=max_entry_bytes)
     except ArtifactError as exc:
         _fail(str(exc))
     forcings = ", ".join(manifest.forcings) or "none"
@@ -226,10 +241,11 @@ def artifact_validate(
 def artifact_inspect(
     path: Annotated[Path, typer.Argument(help="Artifact zip.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
+    max_entry_bytes: MaxEntryBytes = DEFAULT_MAX_ENTRY_BYTES,
 ) -> None:
     """Print an artifact's manifest and archive facts."""
     try:
-        info = inspect_artifact(path)
+        info = inspect_artifact(path, max_entry_bytes=max_entry_bytes)
     except ArtifactError as exc:
         _fail(str(exc))
     if as_json:
@@ -273,14 +289,38 @@ def registry_list(registry: RegistryDir = DEFAULT_REGISTRY_DIR) -> None:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _artifact_problem(spec: ModelSpec, entry: Path) -> str | None:
+    """One sentence when the entry's local artifact is absent or not the pinned sha256."""
+    if spec.artifact is None or spec.artifact.is_remote or spec.artifact_location is None:
+        return None  # remote artifacts are checked when fetched, not downloaded here
+    location = Path(spec.artifact_location)
+    if not location.is_file():
+        return (
+            f"{entry}: field 'artifact.uri' points to {location}, which does not exist; "
+            "build the artifact there or fix the uri."
+        )
+    expected = spec.artifact.sha256
+    if expected is not None and (actual := sha256_file(location)) != expected:
+        return (
+            f"{entry}: field 'artifact.sha256' pins {expected}, but {location} has sha256 {actual}."
+        )
+    return None
+
+
 @registry_app.command("validate")
 def registry_validate(registry: RegistryDir = DEFAULT_REGISTRY_DIR) -> None:
-    """Validate every registry entry; exit 1 with the first problem."""
-    try:
-        specs = load_registry(registry)
-    except RegistryError as exc:
-        _fail(str(exc))
-    typer.echo(f"OK {len(specs)} model(s) in {registry}: {', '.join(s.name for s in specs)}")
+    """Validate every registry entry and its local artifact; exit 1 listing every problem."""
+    report = load_registry_report(registry)
+    problems = list(report.problems)
+    for spec in report.specs:
+        if problem := _artifact_problem(spec, report.files[spec.name]):
+            problems.append(problem)
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        _fail(f"{len(problems)} problem(s) in {registry}")
+    names = ", ".join(s.name for s in report.specs)
+    typer.echo(f"OK {len(report.specs)} model(s) in {registry}: {names}")
 
 
 if __name__ == "__main__":

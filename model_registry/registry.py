@@ -7,6 +7,7 @@ can fix a broken entry without reading a traceback.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +89,58 @@ def load_spec(path: Path, base_dir: Path | None = None) -> ModelSpec:
     return spec
 
 
+@dataclass(frozen=True)
+class RegistryReport:
+    """What a registry directory holds: the valid entries and one sentence per bad file."""
+
+    specs: list[ModelSpec]  # sorted by name
+    files: dict[str, Path]  # model name -> the entry file it came from
+    problems: list[str]  # one sentence each, naming the file (and field)
+
+
+def load_registry_report(
+    directory: Path | str = DEFAULT_REGISTRY_DIR, *, base_dir: Path | None = None
+) -> RegistryReport:
+    """Every valid entry of a registry directory, and a problem for each invalid file.
+
+    Tolerant: a bad file is reported and skipped, so one typo cannot take down the models
+    beside it. Of two entries with the same name the first file (by file name) wins.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return RegistryReport([], {}, [f"{directory}: registry directory does not exist."])
+    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    specs: dict[str, ModelSpec] = {}
+    files: dict[str, Path] = {}
+    problems: list[str] = []
+    for path in paths:
+        try:
+            spec = load_spec(path, base_dir=base_dir)
+        except RegistryError as exc:
+            problems.append(str(exc))
+            continue
+        if spec.name in specs:
+            problems.append(
+                f"{path}: field 'name' duplicates {spec.name!r}, already defined in "
+                f"{files[spec.name]}."
+            )
+            continue
+        specs[spec.name], files[spec.name] = spec, path
+    return RegistryReport([specs[name] for name in sorted(specs)], files, problems)
+
+
 def load_registry(
     directory: Path | str = DEFAULT_REGISTRY_DIR, *, base_dir: Path | None = None
 ) -> list[ModelSpec]:
-    """All entries (``*.yaml``/``*.yml``) of a registry directory, sorted by name."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise RegistryError(f"{directory}: registry directory does not exist.")
-    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    specs: dict[str, tuple[ModelSpec, Path]] = {}
-    for path in files:
-        spec = load_spec(path, base_dir=base_dir)
-        if spec.name in specs:
-            other = specs[spec.name][1]
-            raise RegistryError(
-                f"{path}: field 'name' duplicates {spec.name!r}, already defined in {other}."
-            )
-        specs[spec.name] = (spec, path)
-    return [specs[name][0] for name in sorted(specs)]
+    """All entries (``*.yaml``/``*.yml``) of a registry directory, sorted by name.
+
+    Strict: raises ``RegistryError`` with the first problem (see ``load_registry_report``
+    for the tolerant loader the code location uses).
+    """
+    report = load_registry_report(directory, base_dir=base_dir)
+    if report.problems:
+        raise RegistryError(report.problems[0])
+    return report.specs
 
 
 def get_spec(name: str, directory: Path | str = DEFAULT_REGISTRY_DIR) -> ModelSpec:

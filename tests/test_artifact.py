@@ -6,6 +6,8 @@ import hashlib
 import io
 import pickle
 import stat
+import struct
+import tracemalloc
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ from typer.testing import CliRunner
 
 from model_registry.architectures import build_model, new_model
 from model_registry.artifact import (
+    DEFAULT_MAX_ENTRY_BYTES,
     MANIFEST,
     MODEL_CONFIG,
     WEIGHTS,
@@ -396,3 +399,126 @@ def test_cli_build_with_forcings(tmp_path, parts, artifact):
     (src / MODEL_CONFIG).write_text(yaml.safe_dump(config))
     result = runner.invoke(app, ["artifact", "build", str(src), "--out", str(tmp_path / "b.zip")])
     assert result.exit_code == 1 and "unknown forcing 'sunshine'" in result.output
+
+
+# --- zip bombs and bit rot ---------------------------------------------------------------------
+
+PAD = "stats/stats.zarr/pad"  # an extra listed file; zarr ignores it, readers must still hash it
+MIB = 1 << 20
+
+
+def padded(artifact: Path, dst: Path, mib: int) -> Path:
+    """The artifact plus a listed entry of ``mib`` MiB of zeros, written in 1 MiB blocks."""
+    block = bytes(MIB)
+    digest = hashlib.sha256()
+    for _ in range(mib):
+        digest.update(block)
+
+    def relist_pad(name, data):
+        if name == MANIFEST:
+            manifest = yaml.safe_load(data)
+            manifest["files"][PAD] = digest.hexdigest()
+            return name, yaml.safe_dump(manifest, sort_keys=False).encode()
+        return name, data
+
+    rewrite(artifact, dst, relist_pad)
+    with zipfile.ZipFile(dst, "a", zipfile.ZIP_DEFLATED) as zf, zf.open(PAD, "w") as fh:
+        for _ in range(mib):
+            fh.write(block)
+    return dst
+
+
+def declare_size(path: Path, name: str, size: int) -> Path:
+    """Make the central directory claim ``size`` uncompressed bytes for entry ``name``."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        (name_len,) = struct.unpack_from("<H", data, at + 28)
+        if data[at + 46 : at + 46 + name_len] == name.encode():
+            struct.pack_into("<I", data, at + 24, size)
+            path.write_bytes(bytes(data))
+            return path
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError(f"{name} not in {path}")
+
+
+def peak_bytes(fn, *args, **kwargs) -> int:
+    """Peak Python heap allocated while ``fn`` runs (tracemalloc), whatever it returns or raises."""
+    tracemalloc.start()
+    try:
+        fn(*args, **kwargs)
+    except ArtifactError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_large_entry_is_hashed_in_bounded_memory(artifact, tmp_path):
+    big = padded(artifact, tmp_path / "big.zip", 64)
+    assert validate_artifact(big).name == "tiny"  # under the default limit: accepted
+    # Streamed in 1 MiB blocks: the 64 MiB entry is never held in memory at once.
+    assert peak_bytes(validate_artifact, big) < 16 * MIB
+
+
+def test_entry_over_the_limit_is_refused_before_reading(artifact, tmp_path):
+    big = padded(artifact, tmp_path / "big.zip", 64)
+    with pytest.raises(ArtifactError) as err:
+        validate_artifact(big, max_entry_bytes=16 * MIB)
+    message = str(err.value)
+    assert message.startswith(f"{big}: entry '{PAD}' declares {64 * MIB} bytes uncompressed")
+    assert f"over the limit of {16 * MIB} bytes" in message and "\n" not in message
+    assert peak_bytes(validate_artifact, big, max_entry_bytes=16 * MIB) < 4 * MIB
+    for fn in (inspect_artifact, lambda p, **kw: extract_artifact(p, tmp_path / "x", **kw)):
+        with pytest.raises(ArtifactError, match=f"entry '{PAD}' declares"):
+            fn(big, max_entry_bytes=16 * MIB)
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["artifact", "validate", str(big), "--max-entry-bytes", str(16 * MIB)]
+    )
+    assert result.exit_code == 1 and f"entry '{PAD}' declares" in result.output
+    assert isinstance(result.exception, SystemExit)  # a clean exit, no traceback
+
+
+def test_default_limit_refuses_a_bomb_declaring_gigabytes(artifact, tmp_path):
+    # A real 4 GiB bomb takes ~10 s to deflate; the refusal only reads the declared size.
+    bomb = declare_size(padded(artifact, tmp_path / "bomb.zip", 1), PAD, 3 * 1024**3)
+    assert DEFAULT_MAX_ENTRY_BYTES < 3 * 1024**3
+    with pytest.raises(ArtifactError, match=f"entry '{PAD}' declares {3 * 1024**3} bytes"):
+        validate_artifact(bomb)
+
+
+def test_central_directory_understating_a_size_is_caught(artifact, tmp_path):
+    # Declared 1 KiB, really 64 MiB: zipfile stops at the declared size and the CRC fails.
+    liar = declare_size(padded(artifact, tmp_path / "liar.zip", 64), PAD, 1024)
+    with pytest.raises(ArtifactError) as err:
+        validate_artifact(liar)
+    message = str(err.value)
+    assert message.startswith(f"{liar}: entry '{PAD}' is corrupt") and "\n" not in message
+    assert peak_bytes(validate_artifact, liar) < 16 * MIB
+
+
+def test_bit_rot_names_the_zip_and_the_entry(artifact, tmp_path):
+    with zipfile.ZipFile(artifact) as zf:
+        info = zf.getinfo(WEIGHTS)
+    data = bytearray(artifact.read_bytes())
+    (name_len, extra_len) = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_len + extra_len  # the compressed weights
+    middle = start + info.compress_size // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    rotten = tmp_path / "rotten.zip"
+    rotten.write_bytes(bytes(data))
+    for fn in (validate_artifact, inspect_artifact, lambda p: extract_artifact(p, tmp_path / "x")):
+        with pytest.raises(ArtifactError) as err:
+            fn(rotten)
+        message = str(err.value)
+        assert message.startswith(f"{rotten}: entry '{WEIGHTS}' is corrupt (")
+        assert "\n" not in message
+    result = CliRunner().invoke(app, ["artifact", "validate", str(rotten)])
+    assert result.exit_code == 1 and f"entry '{WEIGHTS}' is corrupt" in result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(artifact.read_bytes()[: artifact.stat().st_size // 2])
+    with pytest.raises(ArtifactError, match=f"{truncated} is not a zip archive"):
+        validate_artifact(truncated)

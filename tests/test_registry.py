@@ -13,12 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from model_registry.artifact import sha256_file
 from model_registry.cli import app
 from model_registry.registry import (
     DEFAULT_REGISTRY_DIR,
     RegistryError,
     k8s_config,
     load_registry,
+    load_registry_report,
     load_spec,
     pool_for,
 )
@@ -219,15 +221,87 @@ def test_duration_round_trip(seconds):
     assert parse_duration(format_duration(td)) == td
 
 
-def test_cli_registry_list_and_validate(tmp_path):
+def test_cli_registry_list_and_validate(tmp_path, persistence_registry):
     runner = CliRunner()
     result = runner.invoke(app, ["registry", "list"])
     assert result.exit_code == 0, result.output
     assert "fno-demo" in result.output and "persistence" in result.output
     assert "artifacts/fno-demo.zip" in result.output
-    result = runner.invoke(app, ["registry", "validate"])
-    assert result.exit_code == 0 and "OK 2 model(s)" in result.output
-    write(tmp_path, "bad.yaml", entry(architecture="gpt"))
-    result = runner.invoke(app, ["registry", "validate", "--registry", str(tmp_path)])
+    result = runner.invoke(app, ["registry", "validate", "--registry", str(persistence_registry)])
+    assert result.exit_code == 0 and "OK 1 model(s)" in result.output
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write(bad, "bad.yaml", entry(architecture="gpt"))
+    result = runner.invoke(app, ["registry", "validate", "--registry", str(bad)])
     assert result.exit_code == 1
     assert "bad.yaml: field 'architecture'" in result.output
+
+
+def test_registry_report_skips_bad_entries_and_keeps_the_rest(tmp_path):
+    good = write(tmp_path, "a.yaml", entry(name="good"))
+    typo = write(tmp_path, "b.yaml", entry(name="typo", timestep="6 hours"))
+    broken = write(tmp_path, "c.yml", "name: [unclosed\n")
+    dup = write(tmp_path, "d.yaml", entry(name="good", members=3))
+    later = write(tmp_path, "e.yaml", entry(name="later"))
+    report = load_registry_report(tmp_path)
+    assert [s.name for s in report.specs] == ["good", "later"]
+    assert report.files == {"good": good, "later": later}
+    # The first file of a duplicated name wins; the second is reported, not silently merged.
+    assert report.specs[0].members == 1
+    assert len(report.problems) == 3
+    for problem, path, needle in zip(
+        report.problems,
+        [typo, broken, dup],
+        ["field 'timestep'", "malformed YAML", f"duplicates 'good', already defined in {good}"],
+        strict=True,
+    ):
+        assert problem.startswith(f"{path}: ") and needle in problem and "\n" not in problem
+    # The strict loader still refuses the directory, with the first problem.
+    with pytest.raises(RegistryError) as err:
+        load_registry(tmp_path)
+    assert str(err.value) == report.problems[0]
+    missing = load_registry_report(tmp_path / "nope")
+    assert missing.specs == [] and "registry directory does not exist" in missing.problems[0]
+
+
+def test_cli_registry_validate_reports_every_bad_entry(tmp_path):
+    write(tmp_path, "a.yaml", entry(name="a", architecture="gpt"))
+    write(tmp_path, "b.yaml", entry(name="b", members=0))
+    write(tmp_path, "c.yaml", entry(name="c"))
+    result = CliRunner().invoke(app, ["registry", "validate", "--registry", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 3, result.output
+    assert lines[0].startswith(f"error: {tmp_path / 'a.yaml'}: field 'architecture'")
+    assert lines[1].startswith(f"error: {tmp_path / 'b.yaml'}: field 'members'")
+    assert lines[2] == f"error: 2 problem(s) in {tmp_path}"
+
+
+def test_cli_registry_validate_checks_artifacts(tmp_path):
+    artifact = tmp_path / "model.zip"
+    artifact.write_bytes(b"weights of the trained model")
+    actual = sha256_file(artifact)
+    registry = tmp_path / "registry"
+    registry.mkdir()
+
+    def validate(uri: str, sha256: str | None):
+        ref = {"uri": uri} if sha256 is None else {"uri": uri, "sha256": sha256}
+        write(registry, "m.yaml", entry(name="m", architecture="fno", artifact=ref))
+        return CliRunner().invoke(app, ["registry", "validate", "--registry", str(registry)])
+
+    result = validate(str(artifact), actual)
+    assert result.exit_code == 0 and "OK 1 model(s)" in result.output, result.output
+    assert validate(str(artifact), None).exit_code == 0  # unpinned: only its existence
+    result = validate(str(artifact), "0" * 64)
+    assert result.exit_code == 1
+    assert (
+        f"error: {registry / 'm.yaml'}: field 'artifact.sha256' pins {'0' * 64}, but "
+        f"{artifact} has sha256 {actual}." in result.output
+    )
+    result = validate(str(tmp_path / "absent.zip"), actual)
+    assert result.exit_code == 1
+    assert (
+        f"error: {registry / 'm.yaml'}: field 'artifact.uri' points to "
+        f"{tmp_path / 'absent.zip'}, which does not exist" in result.output
+    )
+    assert "Traceback" not in result.output
