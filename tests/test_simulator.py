@@ -3,9 +3,12 @@
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from weather_assets.canonical import VARIABLES
+from weather_assets.ingest.simulate import check_cycle_range, write_simulated_cycles
+from weather_assets.partitions import analysis_time_partitions
 from weather_assets.simulator import DEFAULT_GRID, Grid, simulate_state
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -60,3 +63,56 @@ def test_any_grid_and_levels():
     assert ds.sizes == {"time": 1, "latitude": 81, "longitude": 121, "level": 4}
     z = ds["geopotential"].mean(("time", "latitude", "longitude")).values
     assert np.all(np.diff(z) < 0)  # higher pressure, lower height
+
+
+H = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "every", "message"),
+    [
+        (T0 + 6 * H, T0, 6 * H, "end 2026-01-01T0000Z is before start 2026-01-01T0600Z"),
+        (T0, T0, 0 * H, "the step between cycles must be positive, not 0 h"),
+        (
+            T0 + 3 * H,
+            T0 + 9 * H,
+            6 * H,
+            "start 2026-01-01T0300Z is off the partitions' cadence (0 */6 * * *): "
+            "the nearest cycles are 2026-01-01T0000Z and 2026-01-01T0600Z",
+        ),
+        (
+            T0,
+            T0 + 12 * H,
+            4 * H,
+            "cycle 2026-01-01T0400Z, in steps of 4 h from 2026-01-01T0000Z, is off the "
+            "partitions' cadence (0 */6 * * *)",
+        ),
+        (
+            T0,
+            T0 + 18 * H,
+            12 * H,
+            "end 2026-01-01T1800Z is not a whole number of 12 h steps after start "
+            "2026-01-01T0000Z: the last cycle would be 2026-01-01T1200Z",
+        ),
+    ],
+    ids=["end-before-start", "zero-step", "off-cadence", "step-off-cadence", "end-not-on-step"],
+)
+def test_bad_cycle_range_writes_nothing(tmp_path, start, end, every, message):
+    parts = analysis_time_partitions("2026-01-01T0000Z", "0 */6 * * *")
+    with pytest.raises(ValueError) as info:
+        check_cycle_range(start, end, every, parts)
+    assert message in str(info.value)
+    with pytest.raises(ValueError):
+        write_simulated_cycles(str(tmp_path), start, end, every, partitions_def=parts)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cycle_range_on_cadence():
+    parts = analysis_time_partitions("2026-01-01T0000Z", "0 0,12 * * *")
+    check_cycle_range(T0, T0 + 36 * H, 12 * H, parts)
+    # Before the first partition is still on the cadence (the partitions may start later).
+    check_cycle_range(T0 - 24 * H, T0, 24 * H, parts)
+    with pytest.raises(ValueError, match="2026-01-01T0600Z is off the partitions' cadence"):
+        check_cycle_range(T0 + 6 * H, T0 + 6 * H, 12 * H, parts)
+    # Without partitions, only the range itself is checked.
+    check_cycle_range(T0 + 3 * H, T0 + 9 * H, 6 * H)

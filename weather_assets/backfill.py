@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
 import urllib.request
+from datetime import datetime
 
 import dagster as dg
+
+from weather_assets.partitions import partition_key_to_time, time_to_partition_key
+
+VERSION = "{ version }"
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -47,14 +53,33 @@ def materialize_command(select: str, partition: str, config: dict | None = None)
     return cmd + (["--config-json", json.dumps(config)] if config else [])
 
 
+class WebserverUnreachable(ConnectionError):
+    """No webserver answers at a URL: connection refused, unknown host or timed out."""
+
+    def __init__(self, url: str, reason: object) -> None:
+        super().__init__(f"no Dagster webserver answers at {url} ({reason})")
+        self.url = url
+
+
 def graphql(url: str, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
-    """POST a GraphQL query to a Dagster webserver; the ``data`` of the answer."""
+    """POST a GraphQL query to a Dagster webserver; the ``data`` of the answer.
+
+    Raises :class:`WebserverUnreachable` when nothing answers at ``url`` within ``timeout``
+    seconds; an HTTP error status is raised as ``urllib.error.HTTPError``.
+    """
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     request = urllib.request.Request(
         f"{url.rstrip('/')}/graphql", data=body, headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        answer = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError:
+        raise
+    except urllib.error.URLError as exc:  # refused, unknown host, timed out while connecting
+        raise WebserverUnreachable(url, exc.reason) from None
+    except TimeoutError as exc:  # connected, but no answer in time
+        raise WebserverUnreachable(url, exc) from None
     if answer.get("errors"):
         raise RuntimeError(f"GraphQL error from {url}: {answer['errors'][0].get('message')}")
     return answer["data"]
@@ -68,13 +93,29 @@ def partitions_to_backfill(
     end: str,
     force: bool = False,
 ) -> list[str]:
-    """Partition keys from ``start`` to ``end`` inclusive, less those already materialized."""
+    """Partition keys from ``start`` to ``end`` inclusive, less those already materialized.
+
+    ValueError, naming the value, when ``end`` is before ``start`` or either is not a
+    partition key of the asset (not a time, off the cadence, or outside the partitions).
+    """
+    asset = asset_key.to_user_string()
+    if partitions_def is None:
+        raise ValueError(f"{asset} is not partitioned, so it has no cycles to backfill")
     keys = partitions_def.get_partition_keys()
-    if start not in keys or end not in keys:
-        raise ValueError(
-            f"{start}..{end} is not a range of existing partitions of "
-            f"{asset_key.to_user_string()} ({keys[0]} .. {keys[-1]})"
-        )
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        t0, t1 = _key_time("start", start), _key_time("end", end)
+        if t1 < t0:
+            raise ValueError(f"end {end} is before start {start}: the range must run forward")
+        for label, key in (("start", start), ("end", end)):
+            if key not in keys:
+                why = _why_not_a_partition(partitions_def, key, asset)
+                raise ValueError(f"{label} {key} {why}")
+    else:
+        for label, key in (("start", start), ("end", end)):
+            if key not in keys:
+                raise ValueError(f"{label} {key!r} is not a partition of {asset}")
+        if keys.index(end) < keys.index(start):
+            raise ValueError(f"end {end} comes before start {start} in the partitions of {asset}")
     wanted = keys[keys.index(start) : keys.index(end) + 1]
     if force:
         return wanted
@@ -82,14 +123,75 @@ def partitions_to_backfill(
     return [k for k in wanted if k not in done]
 
 
-def launch_backfill(url: str, asset_keys: list[dg.AssetKey], partitions: list[str]) -> str:
-    """Launch a multi-run asset backfill; returns its id (ValueError on refusal)."""
+def cadence_neighbours(
+    partitions_def: dg.TimeWindowPartitionsDefinition, time: datetime
+) -> tuple[str, str]:
+    """The keys on the partitions' cadence at or before ``time`` and after it.
+
+    Whether they lie between the first and the last partition is not checked; ``time`` is on
+    the cadence when the first of them is its own key.
+    """
+    before = partitions_def.get_partition_key_for_timestamp(time.timestamp())
+    after = partitions_def.time_window_for_partition_key(before).end
+    return before, time_to_partition_key(after)
+
+
+def on_cadence(partitions_def: dg.TimeWindowPartitionsDefinition, time: datetime) -> bool:
+    """Whether ``time`` is a tick of the partitions' cadence (start and end not checked)."""
+    return partition_key_to_time(cadence_neighbours(partitions_def, time)[0]) == time
+
+
+def _key_time(label: str, key: str) -> datetime:
+    try:
+        return partition_key_to_time(key)
+    except ValueError:
+        raise ValueError(
+            f"{label} {key!r} is not an analysis time in the format YYYY-MM-DDThhmmZ"
+        ) from None
+
+
+def _why_not_a_partition(
+    partitions_def: dg.TimeWindowPartitionsDefinition, key: str, asset: str
+) -> str:
+    """Why a well-formed time ``key`` is not a partition of ``asset``: the rest of a sentence."""
+    t = partition_key_to_time(key)
+    if time_to_partition_key(t) != key:
+        return f"is not a partition key of {asset}: did you mean {time_to_partition_key(t)}?"
+    first, last = partitions_def.get_first_partition_key(), partitions_def.get_last_partition_key()
+    if first is None or last is None:
+        return f"is not a partition key: {asset} has no partitions yet"
+    if not partition_key_to_time(first) <= t <= partition_key_to_time(last):
+        return f"is outside the partitions of {asset}, which run from {first} to {last}"
+    before, after = cadence_neighbours(partitions_def, t)
+    if before == key:  # on the cadence, yet excluded
+        return f"is not a partition key of {asset}"
+    return (
+        f"is off the partitions' cadence ({partitions_def.cron_schedule}): "
+        f"the nearest partitions are {before} and {after}"
+    )
+
+
+def launch_backfill(
+    url: str,
+    asset_keys: list[dg.AssetKey],
+    partitions: list[str],
+    timeout: float = 30,
+    connect_timeout: float = 5,
+) -> str:
+    """Launch a multi-run asset backfill; returns its id (ValueError on refusal).
+
+    The webserver is asked its version first, within ``connect_timeout`` seconds, so a
+    missing one (:class:`WebserverUnreachable`) is told quickly; the launch gets ``timeout``.
+    """
+    if not partitions:
+        raise ValueError("no partitions to backfill")
+    graphql(url, VERSION, timeout=connect_timeout)
     params = {
         "assetSelection": [{"path": k.path} for k in asset_keys],
         "partitionNames": partitions,
         "title": f"wxplat backfill {partitions[0]}..{partitions[-1]}",
     }
-    result = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    result = graphql(url, LAUNCH, {"params": params}, timeout=timeout)["launchPartitionBackfill"]
     if result["__typename"] != "LaunchBackfillSuccess":
         raise ValueError(f"backfill refused ({result['__typename']}): {result.get('message')}")
     return result["backfillId"]
