@@ -4,26 +4,31 @@ Everything environment-specific comes from :func:`weather_assets.settings.load_s
 cross-cutting policy (automation, sensors, executor) is applied here, once.
 """
 
+import logging
 import warnings
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 
-from model_registry.registry import load_registry
+from model_registry.registry import RegistryReport, load_registry_report
 from resources.dask import DaskResource
 from resources.execution import executor_for, pipes_client_for
 from resources.storage import StorageResource
 from resources.upstream import UpstreamSource
 from weather_assets.alerts import build_failure_sensor
-from weather_assets.forecast.assets import build_registry_assets
+from weather_assets.forecast.assets import ARTIFACT_GROUP, build_registry_assets
 from weather_assets.forecast.sensors import build_artifact_sensor
 from weather_assets.ingest.assets import build_ingest_assets, raw_inputs_key, upstream_key
-from weather_assets.ingest.checks import build_ingest_checks
 from weather_assets.ingest.freshness import build_freshness
 from weather_assets.ingest.sensors import build_upstream_sensor
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import PlatformSettings, load_settings
 from weather_assets.verification.assets import build_verification_assets
+
+logger = logging.getLogger(__name__)
+
+REGISTRY_KEY = dg.AssetKey(["model_registry"])
 
 
 def recent_cycles_eager(settings: PlatformSettings) -> dg.AutomationCondition:
@@ -40,17 +45,63 @@ def recent_cycles_eager(settings: PlatformSettings) -> dg.AutomationCondition:
     )
 
 
+def build_registry_health(
+    report: RegistryReport, directory: Path
+) -> tuple[dg.AssetSpec, dg.AssetChecksDefinition]:
+    """The registry as an external asset, with a check listing the entries that were skipped.
+
+    The check reports the registry this code location loaded (a fixed entry shows after a
+    reload); it never blocks anything, it only makes a skipped model visible in the UI.
+    """
+    loaded = {name: str(path) for name, path in sorted(report.files.items())}
+    skipped = "".join(f"\n- {problem}" for problem in report.problems) or " none."
+    spec = dg.AssetSpec(
+        key=REGISTRY_KEY,
+        group_name=ARTIFACT_GROUP,
+        description=(
+            f"Model registry entries in {directory}. Loaded: {', '.join(loaded) or 'none'}. "
+            f"Skipped (invalid):{skipped}"
+        ),
+        metadata={"registry_dir": str(directory)},
+    )
+
+    @dg.asset_check(
+        asset=REGISTRY_KEY,
+        name="valid_entries",
+        blocking=False,
+        description="Every registry file loads; a failure lists each skipped file and why.",
+    )
+    def valid_entries() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            passed=not report.problems,
+            description=(
+                f"{len(loaded)} model(s) loaded, {len(report.problems)} entr"
+                f"{'y' if len(report.problems) == 1 else 'ies'} skipped"
+            ),
+            metadata={
+                "loaded": dg.MetadataValue.json(loaded),
+                "skipped": dg.MetadataValue.json(list(report.problems)),
+            },
+        )
+
+    return spec, valid_entries
+
+
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     """All definitions of the code location for one deployment's settings."""
     partitions_def = analysis_time_partitions(settings.partitions_start, settings.partitions_cron)
     upstream_spec, raw_inputs = build_ingest_assets(
         settings=settings, partitions_def=partitions_def
     )
-    checks: list = build_ingest_checks(settings=settings, asset_key=raw_inputs_key(settings))
     freshness_checks, freshness_sensor = build_freshness(settings=settings, raw_inputs=raw_inputs)
-    assets: list = [upstream_spec, raw_inputs]
-    # One set of assets per enabled registry entry: the registry is data, code reads it.
-    specs = [spec for spec in load_registry(settings.registry_dir) if spec.enabled]
+    # One set of assets per enabled registry entry: the registry is data, code reads it. A bad
+    # entry is skipped and reported (log, UI), so one typo cannot take down the location.
+    report = load_registry_report(settings.registry_dir)
+    for problem in report.problems:
+        logger.warning("model registry entry skipped: %s", problem)
+    registry_spec, registry_check = build_registry_health(report, settings.registry_dir)
+    assets: list = [upstream_spec, raw_inputs, registry_spec]
+    specs = [spec for spec in report.specs if spec.enabled]
     assets += build_registry_assets(
         specs,
         partitions_def=partitions_def,
@@ -110,7 +161,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     }
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*checks, *freshness_checks],
+        asset_checks=[*freshness_checks, registry_check],
         sensors=sensors,
         resources=resources,
         executor=executor_for(settings),

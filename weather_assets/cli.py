@@ -35,24 +35,35 @@ def _time(text: str) -> datetime:
 def simulate(
     start: str = typer.Option(..., help="First analysis time (YYYY-MM-DDThhmmZ)."),
     end: str = typer.Option(..., help="Last analysis time, inclusive."),
-    every_hours: int = typer.Option(6, help="Hours between cycles."),
+    every_hours: int = typer.Option(6, min=1, help="Hours between cycles."),
     out: str = typer.Option(None, help="Upstream prefix (default: the configured upstream URL)."),
     overwrite: bool = typer.Option(False, help="Rewrite cycles that already exist."),
 ) -> None:
-    """Write simulated analysis cycles into an upstream area, in the path layout."""
+    """Write simulated analysis cycles into an upstream area, in the path layout.
+
+    The cycles must be on the platform's partition cadence (WXPLAT_PARTITIONS_CRON).
+    """
     from resources.storage import s3_options
-    from weather_assets.ingest.simulate import write_simulated_cycles
+    from weather_assets.ingest.simulate import check_cycle_range, write_simulated_cycles
+    from weather_assets.partitions import analysis_time_partitions
 
     settings = load_settings()
+    parts = analysis_time_partitions(settings.partitions_start, settings.partitions_cron)
+    first, last, every = _time(start), _time(end), timedelta(hours=every_hours)
+    try:
+        check_cycle_range(first, last, every, parts)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     prefix = out or settings.upstream_url
     options = s3_options(settings.upstream_endpoint_url) if "://" in prefix else {}
     results = write_simulated_cycles(
         prefix,
-        _time(start),
-        _time(end),
-        timedelta(hours=every_hours),
+        first,
+        last,
+        every,
         storage_options=options,
         overwrite=overwrite,
+        partitions_def=parts,
     )
     for t, url, written in results:
         typer.echo(f"{'wrote ' if written else 'exists'} {paths.format_analysis_time(t)} {url}")
@@ -66,10 +77,21 @@ concurrency:
   pools:
     default_limit: 4
     granularity: op
+# The default launcher plus a worker health check: run monitoring fails a run whose process
+# was killed instead of leaving it STARTED.
+run_launcher:
+  module: resources.run_launcher
+  class: LocalRunLauncher
 run_monitoring:
   enabled: true
+  poll_interval_seconds: 30
+  max_resume_run_attempts: 0
   # A crashed run frees its pool slots (the gpu pool above all) after this long.
   free_slots_after_run_end_seconds: 300
+# Storage retries and interrupted commits show in the run's log.
+python_logs:
+  managed_python_loggers:
+    - wxplat.storage
 """
 
 
@@ -121,10 +143,16 @@ def backfill(
     force: bool = typer.Option(False, help="Also redo partitions already materialized."),
 ) -> None:
     """Backfill a range of cycles through the webserver (runs execute under the daemon)."""
+    import urllib.error
+
     import dagster as dg
 
     import definitions
-    from weather_assets.backfill import launch_backfill, partitions_to_backfill
+    from weather_assets.backfill import (
+        WebserverUnreachable,
+        launch_backfill,
+        partitions_to_backfill,
+    )
 
     # A model's backfill is its whole chain for those cycles: inputs, forecast, scores.
     keys = [
@@ -142,11 +170,28 @@ def backfill(
         if not graph.has(key):
             raise typer.BadParameter(f"no asset {key.to_user_string()} in the code location")
         parts = graph.get(key).partitions_def
-        todo |= set(partitions_to_backfill(instance, key, parts, start, end, force))
+        try:
+            todo |= set(partitions_to_backfill(instance, key, parts, start, end, force))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
     if not todo:
         typer.echo("every partition in the range is already materialized (use --force to redo)")
         return
-    backfill_id = launch_backfill(url, keys, sorted(todo))
+    try:
+        backfill_id = launch_backfill(url, keys, sorted(todo))
+    except WebserverUnreachable:
+        typer.echo(
+            f"no Dagster webserver answers at {url}: start it with `make dev` "
+            "(or point --url at a running one) and run this again",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    except urllib.error.HTTPError as exc:
+        typer.echo(f"{url} answered {exc} instead of a Dagster webserver's GraphQL", err=True)
+        raise typer.Exit(1) from None
+    except (RuntimeError, ValueError) as exc:  # refused by the webserver, or not its JSON
+        typer.echo(f"the backfill was not launched: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(
         f"backfill {backfill_id}: {len(todo)} partition(s) of "
         f"{', '.join(k.to_user_string() for k in keys)}; see {url}/overview/backfills"
