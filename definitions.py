@@ -22,6 +22,7 @@ from weather_assets.forecast.sensors import build_artifact_sensor
 from weather_assets.ingest.assets import build_ingest_assets, raw_inputs_key, upstream_key
 from weather_assets.ingest.freshness import build_freshness
 from weather_assets.ingest.sensors import build_upstream_sensor
+from weather_assets.maintenance import build_staging_cleanup_sensor
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import PlatformSettings, load_settings
 from weather_assets.verification.assets import build_verification_assets
@@ -133,6 +134,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             upstream_key=upstream_key(settings),
         ),
         build_failure_sensor(settings.alert_webhook_url),
+        build_staging_cleanup_sensor(),
         freshness_sensor,
         # Everything downstream of raw_inputs follows declaratively (AutomationCondition).
         dg.AutomationConditionSensorDefinition(

@@ -281,3 +281,37 @@ def test_full_disk_names_the_root_and_what_was_written(tiny_filesystem):
     assert "raw_inputs/era5 partition X" in message and "No space left" in message
     assert _values(store) == [1.0] * MEMBERS
     assert _staging(store) == []
+
+
+def test_cleanup_sensor_and_cli_remove_a_dead_writers_staging(wx_env, settings):
+    import dagster as dg
+
+    from resources.storage import StorageResource
+    from weather_assets.maintenance import build_staging_cleanup_sensor
+
+    store = Storage(settings.storage_root)
+    for name in ("first", "second"):
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        lease = {
+            "host": socket.gethostname(),
+            "pid": dead.pid,
+            "started": "2026-01-01T00:00:00+00:00",
+        }
+        Path(store.path(f"{STAGING}/{name}/0")).mkdir(parents=True)
+        Path(store.path(f"{STAGING}/{name}/{LEASE}")).write_text(json.dumps(lease))
+    sensor = build_staging_cleanup_sensor()
+    with dg.build_sensor_context(
+        resources={"storage": StorageResource(root=settings.storage_root)}
+    ) as context:
+        result = sensor(context)
+    assert "2 abandoned staging area(s) removed" in str(result.skip_message)
+    assert _staging(store) == []
+    Path(store.path(f"{STAGING}/third/0")).mkdir(parents=True)
+    Path(store.path(f"{STAGING}/third/{LEASE}")).write_text(json.dumps(lease))
+    exe = Path(sys.executable).with_name("wxplat")
+    out = subprocess.run(
+        [str(exe), "storage", "clean"], env={**os.environ, **wx_env}, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "1 removed" in out.stdout, out.stderr
+    assert _staging(store) == []
