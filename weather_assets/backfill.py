@@ -15,7 +15,11 @@ from datetime import datetime
 
 import dagster as dg
 
-from weather_assets.partitions import partition_key_to_time, time_to_partition_key
+from weather_assets.partitions import (
+    cadence_neighbours,
+    partition_key_to_time,
+    time_to_partition_key,
+)
 
 VERSION = "{ version }"
 
@@ -121,24 +125,6 @@ def partitions_to_backfill(
         return wanted
     done = instance.get_materialized_partitions(asset_key)
     return [k for k in wanted if k not in done]
-
-
-def cadence_neighbours(
-    partitions_def: dg.TimeWindowPartitionsDefinition, time: datetime
-) -> tuple[str, str]:
-    """The keys on the partitions' cadence at or before ``time`` and after it.
-
-    Whether they lie between the first and the last partition is not checked; ``time`` is on
-    the cadence when the first of them is its own key.
-    """
-    before = partitions_def.get_partition_key_for_timestamp(time.timestamp())
-    after = partitions_def.time_window_for_partition_key(before).end
-    return before, time_to_partition_key(after)
-
-
-def on_cadence(partitions_def: dg.TimeWindowPartitionsDefinition, time: datetime) -> bool:
-    """Whether ``time`` is a tick of the partitions' cadence (start and end not checked)."""
-    return partition_key_to_time(cadence_neighbours(partitions_def, time)[0]) == time
 
 
 def _key_time(label: str, key: str) -> datetime:

@@ -45,3 +45,21 @@ def time_to_partition_key(time: datetime) -> str:
     if time.tzinfo is None:
         time = time.replace(tzinfo=UTC)
     return time.astimezone(UTC).strftime(PARTITION_FMT)
+
+
+def cadence_neighbours(
+    partitions_def: dg.TimeWindowPartitionsDefinition, time: datetime
+) -> tuple[str, str]:
+    """The keys on the partitions' cadence at or before ``time`` and after it.
+
+    Whether they lie between the first and the last partition is not checked; ``time`` is on
+    the cadence when the first of them is its own key.
+    """
+    before = partitions_def.get_partition_key_for_timestamp(time.timestamp())
+    after = partitions_def.time_window_for_partition_key(before).end
+    return before, time_to_partition_key(after)
+
+
+def on_cadence(partitions_def: dg.TimeWindowPartitionsDefinition, time: datetime) -> bool:
+    """Whether ``time`` is a tick of the partitions' cadence (start and end not checked)."""
+    return partition_key_to_time(cadence_neighbours(partitions_def, time)[0]) == time

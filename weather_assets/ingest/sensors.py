@@ -17,7 +17,7 @@ import dagster as dg
 
 from resources.upstream import UpstreamSource
 from weather_assets import paths
-from weather_assets.partitions import partition_key_to_time, time_to_partition_key
+from weather_assets.partitions import on_cadence, partition_key_to_time, time_to_partition_key
 from weather_assets.settings import PlatformSettings
 
 DATA_VERSION_TAG = "dagster/data_version"
@@ -47,11 +47,14 @@ def _valid_key(
 
 def _on_cadence(key: str, partitions_def: dg.TimeWindowPartitionsDefinition) -> bool:
     try:
-        window = partitions_def.time_window_for_partition_key(key)
-    except Exception:  # dagster raises a variety of errors for off-grid keys
+        t = partition_key_to_time(key)
+    except ValueError:
         return False
-    start = window.start.astimezone(UTC)
-    return time_to_partition_key(start) == key and start >= partitions_def.start.astimezone(UTC)
+    return (
+        time_to_partition_key(t) == key  # the canonical spelling only
+        and on_cadence(partitions_def, t)
+        and t >= partitions_def.start.astimezone(UTC)
+    )
 
 
 def evaluate_upstream(

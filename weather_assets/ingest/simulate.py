@@ -9,7 +9,7 @@ import dagster as dg
 
 from resources.storage import Storage
 from weather_assets import paths
-from weather_assets.backfill import cadence_neighbours, on_cadence
+from weather_assets.partitions import cadence_neighbours, on_cadence
 from weather_assets.simulator import DEFAULT_GRID, DEFAULT_LEVELS, Grid, simulate_state
 
 
