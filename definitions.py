@@ -156,6 +156,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             url=settings.upstream_url,
             endpoint_url=settings.upstream_endpoint_url,
             variables=list(settings.upstream_variables) if settings.upstream_variables else None,
+            ensemble=settings.upstream_ensemble,
         ),
         "dask": DaskResource(scheduler_address=settings.dask_scheduler_address),
         # Models that bring their own container: a subprocess locally, a pod on Kubernetes.

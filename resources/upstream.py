@@ -7,7 +7,8 @@ Three kinds, one narrow interface (``cycle_url``, ``cycle_members``, ``read_cycl
   ends at the resolution component (``.../<model>/<config>/<bbox>/<resolution>``);
 * ``grib`` / ``netcdf``: files named by a template formatted with the analysis time, e.g.
   ``/data/era5/era5_{analysis_time:%Y%m%d%H}.grib``; a name without placeholder is one file
-  holding many analysis times.
+  holding many analysis times. Only analyses are read from them (a forecast is refused), and
+  ensemble members only when the source is configured as an ensemble (``ensemble``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class UpstreamSource(dg.ConfigurableResource):
     endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint, if any.")
     variables: list[str] | None = Field(
         default=None, description="Canonical variables every cycle must provide (None: any)."
+    )
+    ensemble: bool = Field(
+        default=False,
+        description="grib/netcdf: keep ensemble members (their own numbers); otherwise a file "
+        "must hold member 0 only.",
     )
 
     def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -142,9 +148,9 @@ class UpstreamSource(dg.ConfigurableResource):
     def _read(self, analysis_time: datetime) -> xr.Dataset:
         t64 = np.datetime64(analysis_time.replace(tzinfo=None), "ns")
         if self.kind == "grib":
-            return read_grib(self.cycle_url(analysis_time), t64)
+            return read_grib(self.cycle_url(analysis_time), t64, ensemble=self.ensemble)
         if self.kind == "netcdf":
-            return read_netcdf(self.cycle_url(analysis_time), t64)
+            return read_netcdf(self.cycle_url(analysis_time), t64, ensemble=self.ensemble)
         members = self.cycle_members(analysis_time)
         if not members:
             raise FileNotFoundError(

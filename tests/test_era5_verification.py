@@ -34,7 +34,7 @@ LEADS = pd.to_timedelta([12, 24, 36], unit="h")
 
 @pytest.fixture(scope="module")
 def era5_states(era5_grib) -> list[xr.Dataset]:
-    source = UpstreamSource(name="era5", kind="grib", url=str(era5_grib))
+    source = UpstreamSource(name="era5", kind="grib", url=str(era5_grib), ensemble=True)
     return [source.read_cycle(T0 + timedelta(hours=12 * i)).load() for i in range(4)]
 
 
@@ -86,6 +86,7 @@ def test_era5_through_the_dagster_assets(wx_env, era5_grib, monkeypatch, era5_st
     monkeypatch.setenv("WXPLAT_UPSTREAM_KIND", "grib")
     monkeypatch.setenv("WXPLAT_UPSTREAM_URL", str(era5_grib))
     monkeypatch.setenv("WXPLAT_UPSTREAM_NAME", "era5")
+    monkeypatch.setenv("WXPLAT_UPSTREAM_ENSEMBLE", "true")
     monkeypatch.setenv("WXPLAT_PARTITIONS_START", "2017-01-01T0000Z")
     monkeypatch.setenv("WXPLAT_PARTITIONS_CRON", "0 */12 * * *")
     monkeypatch.setenv("WXPLAT_DOMAIN", "w0_s-90_e357_n90")

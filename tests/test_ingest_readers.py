@@ -17,10 +17,11 @@ T0 = datetime(2026, 1, 1, 6, tzinfo=UTC)
 
 
 def test_era5_grib_members_levels_units(era5_grib):
-    ds = UpstreamSource(kind="grib", url=str(era5_grib)).read_cycle(T_ERA5)
+    ds = UpstreamSource(kind="grib", url=str(era5_grib), ensemble=True).read_cycle(T_ERA5)
     assert set(ds.data_vars) == {"geopotential", "temperature"}
     assert ds["geopotential"].dims == ("member", "time", "level", "latitude", "longitude")
-    assert ds.sizes["member"] == 10 and list(ds["level"].values) == [500, 850]
+    assert list(ds["member"].values) == list(range(10))
+    assert list(ds["level"].values) == [500, 850]
     assert ds["time"].values[0] == np.datetime64("2017-01-01T12:00", "ns")
     assert np.all(np.diff(ds["latitude"].values) > 0)  # GRIB is north to south; we are not
     assert ds["geopotential"].attrs["units"] == "m2 s-2"

@@ -153,6 +153,7 @@ def test_era5_grib_source_through_dagster(wx_env, era5_grib, monkeypatch):
     monkeypatch.setenv("WXPLAT_UPSTREAM_KIND", "grib")
     monkeypatch.setenv("WXPLAT_UPSTREAM_URL", str(era5_grib))
     monkeypatch.setenv("WXPLAT_UPSTREAM_NAME", "era5")
+    monkeypatch.setenv("WXPLAT_UPSTREAM_ENSEMBLE", "true")
     monkeypatch.setenv("WXPLAT_PARTITIONS_START", "2017-01-01T0000Z")
     monkeypatch.setenv("WXPLAT_PARTITIONS_CRON", "0 */12 * * *")
     monkeypatch.setenv("WXPLAT_DOMAIN", "w-30_s30_e60_n72")

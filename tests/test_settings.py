@@ -23,3 +23,11 @@ def test_variables_list(tmp_path):
         {"WXPLAT_HOME": str(tmp_path), "WXPLAT_UPSTREAM_VARIABLES": "geopotential, temperature"}
     )
     assert s.upstream_variables == ("geopotential", "temperature")
+
+
+def test_upstream_ensemble_flag(tmp_path):
+    assert load_settings({"WXPLAT_HOME": str(tmp_path)}).upstream_ensemble is False
+    s = load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_UPSTREAM_ENSEMBLE": "true"})
+    assert s.upstream_ensemble is True
+    with pytest.raises(ValueError, match="WXPLAT_UPSTREAM_ENSEMBLE"):
+        load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_UPSTREAM_ENSEMBLE": "sometimes"})

@@ -13,6 +13,7 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_UPSTREAM_ENDPOINT_URL`` | S3 endpoint for the upstream bucket | unset |
 | ``WXPLAT_STORAGE_ENDPOINT_URL`` | S3 endpoint for the storage root | unset |
 | ``WXPLAT_UPSTREAM_VARIABLES`` | comma-separated variables every cycle must have | any |
+| ``WXPLAT_UPSTREAM_ENSEMBLE`` | grib/netcdf upstream is an ensemble: keep its members (else member 0 only) | ``false`` |
 | ``WXPLAT_PARTITIONS_START`` | first analysis time, ``%Y-%m-%dT%H%MZ`` | ``2026-01-01T0000Z`` |
 | ``WXPLAT_PARTITIONS_CRON`` | cycle cadence | ``0 */6 * * *`` |
 | ``WXPLAT_DOMAIN`` | bbox component of the grid, e.g. ``w0_s-90_e358_n90`` | simulator's global grid |
@@ -56,6 +57,7 @@ class PlatformSettings(BaseModel):
     upstream_name: str = "simulator"
     upstream_endpoint_url: str | None = None
     upstream_variables: tuple[str, ...] | None = None
+    upstream_ensemble: bool = False
     partitions_start: str = "2026-01-01T0000Z"
     partitions_cron: str = "0 */6 * * *"
     domain: str = DEFAULT_BBOX
@@ -113,6 +115,7 @@ _ENV = {
     "upstream_name": "WXPLAT_UPSTREAM_NAME",
     "upstream_endpoint_url": "WXPLAT_UPSTREAM_ENDPOINT_URL",
     "upstream_variables": "WXPLAT_UPSTREAM_VARIABLES",
+    "upstream_ensemble": "WXPLAT_UPSTREAM_ENSEMBLE",
     "partitions_start": "WXPLAT_PARTITIONS_START",
     "partitions_cron": "WXPLAT_PARTITIONS_CRON",
     "domain": "WXPLAT_DOMAIN",

@@ -70,9 +70,13 @@ def build_ingest_assets(
         """The cycle's analysis, in canonical names and units, cut to the domain."""
         t = partition_key_to_time(context.partition_key)
         source = upstream.cycle_url(t)
-        ds = upstream.read_cycle(t)
-        # Everything is converted and checked before the first write: bad input writes nothing.
-        ds = subset_domain(ds, settings.bbox, settings.grid_resolution, source=source)
+        try:
+            ds = upstream.read_cycle(t)
+            # Everything is converted and checked before the first write: bad input writes
+            # nothing.
+            ds = subset_domain(ds, settings.bbox, settings.grid_resolution, source=source)
+        except ValueError as exc:  # wrong data fails the same way every time: no retries
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         members = [int(m) for m in ds["member"].values] if "member" in ds.dims else [0]
         stores = {
             raw_inputs_relpath(settings, t, m): (

@@ -65,8 +65,28 @@ UNIT_MIXUPS = {
     ("2m_temperature", "degC"): "degrees Celsius, not K",
     ("2m_temperature", "C"): "degrees Celsius, not K",
 }
-# Scalar coordinates cfgrib attaches that the canonical dataset does not keep.
-_DROP_COORDS = ("step", "surface", "heightAboveGround", "meanSea", "isobaricInhPa", "number")
+# Scalar coordinates cfgrib attaches that the canonical dataset does not keep (a scalar
+# pressure level is kept: it becomes a length-1 ``level`` dim, see ``to_canonical``).
+_DROP_COORDS = ("step", "surface", "heightAboveGround", "meanSea", "number")
+
+# GRIB ``dataType`` (type of data) values that are an analysis of the state at their time.
+ANALYSIS_DATA_TYPES = frozenset({"an", "ia", "oi", "3v", "4v", "4i"})
+# Forecasts whose step 0 is the state they start from (taken only where there is no analysis).
+INITIAL_STATE_DATA_TYPES = frozenset({"fc", "cf", "pf"})
+# What the other common ``dataType`` values are, for error messages.
+DATA_TYPE_NAMES = {
+    "em": "ensemble mean",
+    "es": "ensemble standard deviation",
+    "ep": "event probability",
+    "ea": "analysis error estimate",
+    "ef": "forecast error estimate",
+    "cl": "climatology",
+    "fa": "forecast accumulation",
+    "sv": "singular vector",
+}
+# Coordinates that give a forecast step or an ensemble member number in NetCDF files.
+STEP_NAMES = ("step", "lead_time", "forecast_period")
+MEMBER_NAMES = ("number", "realization", "member")
 
 
 def canonical_units(units: str | None) -> str | None:
@@ -99,6 +119,16 @@ def to_canonical(ds: xr.Dataset, source: str) -> xr.Dataset:
             f"expected any of: {', '.join(sorted(VARIABLES))}"
         )
     ds = ds[known]
+    if "level" in ds.coords and ds["level"].ndim == 0:
+        # A file of one pressure level keeps it: a length-1 ``level`` dim of level variables.
+        ds = xr.Dataset(
+            {
+                name: ds[name].expand_dims("level")
+                if VARIABLES[str(name)].has_levels
+                else ds[name].drop_vars("level")
+                for name in known
+            }
+        )
     for dim in ("latitude", "longitude", "time"):
         if dim not in ds.dims:
             raise ValueError(
@@ -136,6 +166,88 @@ def to_canonical(ds: xr.Dataset, source: str) -> xr.Dataset:
         out["level"].attrs.update(units="hPa", standard_name="air_pressure")
     out.attrs["source"] = str(source)
     return out
+
+
+def _hours(coord: xr.DataArray) -> np.ndarray:
+    """A step coordinate in hours (timedelta, or numbers in their ``units``, hours if none)."""
+    values = np.atleast_1d(coord.values)
+    if np.issubdtype(values.dtype, np.timedelta64):
+        return values / np.timedelta64(1, "h")
+    per_hour = {"minutes": 60.0, "min": 60.0, "seconds": 3600.0, "s": 3600.0, "days": 1 / 24}
+    return values.astype(float) / per_hour.get(str(coord.attrs.get("units", "hours")), 1.0)
+
+
+def select_analysis(ds: xr.Dataset, source: str) -> xr.Dataset:
+    """The analysis part of a dataset whose metadata says it may hold forecasts.
+
+    A step coordinate (``step``/``lead_time``/``forecast_period``) must be 0 (a step dim keeps
+    only step 0), and a ``GRIB_dataType`` attribute (cfgrib-written NetCDF) must be an
+    analysis or a forecast's initial state. Raises ValueError naming ``source``, the
+    coordinate or variable and its value otherwise.
+    """
+    for name in STEP_NAMES:
+        if name not in ds.coords:
+            continue
+        hours = _hours(ds[name])
+        if not (hours == 0).any():
+            steps = ", ".join(f"{h:g}" for h in hours[:6]) + (" ..." if hours.size > 6 else "")
+            raise ValueError(
+                f"{source} is a forecast: its {name!r} is {steps} h, not 0 (an analysis)"
+            )
+        if ds[name].ndim == 1 and ds[name].dims[0] in ds.dims:
+            ds = ds.isel({ds[name].dims[0]: int(np.flatnonzero(hours == 0)[0])}, drop=True)
+        else:
+            ds = ds.drop_vars(name)
+    for name, var in ds.data_vars.items():
+        data_type = var.attrs.get("GRIB_dataType")
+        if data_type and data_type not in ANALYSIS_DATA_TYPES | INITIAL_STATE_DATA_TYPES:
+            kind = DATA_TYPE_NAMES.get(data_type, "not a model state")
+            raise ValueError(
+                f"{source}: variable {name!r} is not an analysis: its GRIB_dataType is "
+                f"{data_type!r} ({kind})"
+            )
+    return ds
+
+
+def _members_text(members: set[int] | list[int]) -> str:
+    """``0..9`` for a run of member numbers, else the numbers listed."""
+    ms = sorted(int(m) for m in members)
+    if len(ms) > 3 and ms == list(range(ms[0], ms[-1] + 1)):
+        return f"{ms[0]}..{ms[-1]}"
+    return ", ".join(map(str, ms))
+
+
+def member_refusal(member: int, members: set[int] | list[int]) -> str:
+    """The end of the sentence refusing ``member`` of a source that is not an ensemble."""
+    return (
+        f"is ensemble member {member} (the file holds members {_members_text(members)}), but "
+        "the upstream source is not an ensemble (WXPLAT_UPSTREAM_ENSEMBLE=false), so only "
+        "member 0 or an unnumbered field can be its analysis"
+    )
+
+
+def select_members(ds: xr.Dataset, ensemble: bool, source: str) -> xr.Dataset:
+    """Ensemble members as a ``member`` dim with their own numbers, only for an ensemble.
+
+    For an ensemble source, a scalar member number becomes a length-1 dim (member 5 stays 5)
+    and a file without one is member 0. Otherwise any member other than 0 is refused.
+    """
+    # A member dim without a coordinate counts its members from 0, as xarray indexes it.
+    name = next((n for n in MEMBER_NAMES if n in ds.coords or n in ds.dims), None)
+    if name is None:
+        return ds.expand_dims(member=[0]) if ensemble else ds
+    numbers = np.atleast_1d(ds[name].values).astype(np.int64)
+    if ensemble:
+        return ds if ds[name].ndim == 1 else ds.expand_dims(name)
+    stray = [int(n) for n in numbers if n != 0]
+    if stray:
+        raise ValueError(
+            f"{source}: the data (coordinate {name!r}) "
+            f"{member_refusal(stray[0], set(numbers.tolist()))}"
+        )
+    if ds[name].ndim == 1:
+        return ds.isel({ds[name].dims[0]: 0}, drop=True)
+    return ds.drop_vars(name)
 
 
 def select_time(ds: xr.Dataset, analysis_time: np.datetime64, source: str) -> xr.Dataset:
