@@ -148,7 +148,9 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     sensors.append(build_artifact_sensor(specs, settings=settings))
     resources = {
         "storage": StorageResource(
-            root=settings.storage_root, endpoint_url=settings.storage_endpoint_url
+            root=settings.storage_root,
+            endpoint_url=settings.storage_endpoint_url,
+            timeout_seconds=settings.storage_timeout_seconds,
         ),
         "upstream": UpstreamSource(
             name=settings.upstream_name,

@@ -215,7 +215,9 @@ def storage_clean(
 
     settings = load_settings()
     resource = StorageResource(
-        root=settings.storage_root, endpoint_url=settings.storage_endpoint_url
+        root=settings.storage_root,
+        endpoint_url=settings.storage_endpoint_url,
+        timeout_seconds=settings.storage_timeout_seconds,
     )
     report = resource.storage().clean_staging(timedelta(hours=max_age_hours))
     for label in report.rolled_forward:

@@ -12,6 +12,7 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_UPSTREAM_NAME`` | source name, the ``raw_inputs/<name>`` asset | ``simulator`` |
 | ``WXPLAT_UPSTREAM_ENDPOINT_URL`` | S3 endpoint for the upstream bucket | unset |
 | ``WXPLAT_STORAGE_ENDPOINT_URL`` | S3 endpoint for the storage root | unset |
+| ``WXPLAT_STORAGE_TIMEOUT_SECONDS`` | timeout of every object-store call | ``20`` |
 | ``WXPLAT_UPSTREAM_VARIABLES`` | comma-separated variables every cycle must have | any |
 | ``WXPLAT_UPSTREAM_ENSEMBLE`` | grib/netcdf upstream is an ensemble: keep its members (else member 0 only) | ``false`` |
 | ``WXPLAT_PARTITIONS_START`` | first analysis time, ``%Y-%m-%dT%H%MZ`` | ``2026-01-01T0000Z`` |
@@ -52,6 +53,7 @@ class PlatformSettings(BaseModel):
     home: Path
     storage_root: str
     storage_endpoint_url: str | None = None
+    storage_timeout_seconds: float = Field(default=20.0, gt=0)
     upstream_kind: Literal["zarr", "grib", "netcdf"] = "zarr"
     upstream_url: str
     upstream_name: str = "simulator"
@@ -110,6 +112,7 @@ class PlatformSettings(BaseModel):
 _ENV = {
     "storage_root": "WXPLAT_STORAGE_ROOT",
     "storage_endpoint_url": "WXPLAT_STORAGE_ENDPOINT_URL",
+    "storage_timeout_seconds": "WXPLAT_STORAGE_TIMEOUT_SECONDS",
     "upstream_kind": "WXPLAT_UPSTREAM_KIND",
     "upstream_url": "WXPLAT_UPSTREAM_URL",
     "upstream_name": "WXPLAT_UPSTREAM_NAME",
