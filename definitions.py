@@ -19,17 +19,16 @@ from resources.upstream import UpstreamSource
 from weather_assets.alerts import build_failure_sensor
 from weather_assets.forecast.assets import ARTIFACT_GROUP, build_registry_assets
 from weather_assets.forecast.sensors import build_artifact_sensor
-from weather_assets.ingest.assets import build_ingest_assets, raw_inputs_key, upstream_key
+from weather_assets.ingest.assets import build_ingest_assets
 from weather_assets.ingest.freshness import build_freshness
 from weather_assets.ingest.sensors import build_upstream_sensor
+from weather_assets.keys import REGISTRY_KEY, raw_inputs_key, upstream_key
 from weather_assets.maintenance import build_staging_cleanup_sensor
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import PlatformSettings, load_settings
 from weather_assets.verification.assets import build_verification_assets
 
 logger = logging.getLogger(__name__)
-
-REGISTRY_KEY = dg.AssetKey(["model_registry"])
 
 
 def recent_cycles_eager(settings: PlatformSettings) -> dg.AutomationCondition:
@@ -106,7 +105,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     assets += build_registry_assets(
         specs,
         partitions_def=partitions_def,
-        raw_inputs_key=raw_inputs_key(settings),
+        raw_inputs_key=raw_inputs_key(settings.upstream_name),
         settings=settings,
         # A new cycle's raw inputs flow on to every model without anyone pressing a button.
         automation_condition=recent_cycles_eager(settings),
@@ -123,15 +122,15 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         specs,
         settings=settings,
         partitions_def=partitions_def,
-        raw_inputs_key=raw_inputs_key(settings),
+        raw_inputs_key=raw_inputs_key(settings.upstream_name),
         baseline=baseline,
     )
     sensors = [
         build_upstream_sensor(
             settings=settings,
             partitions_def=partitions_def,
-            raw_inputs_key=raw_inputs_key(settings),
-            upstream_key=upstream_key(settings),
+            raw_inputs_key=raw_inputs_key(settings.upstream_name),
+            upstream_key=upstream_key(settings.upstream_name),
         ),
         build_failure_sensor(settings.alert_webhook_url),
         build_staging_cleanup_sensor(),

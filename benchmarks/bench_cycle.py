@@ -89,6 +89,7 @@ def main() -> None:
     from weather_assets.backfill import materialize_command
     from weather_assets.demo import _ensure_demo_artifacts
     from weather_assets.ingest.simulate import write_simulated_cycles
+    from weather_assets.keys import forecast_key, normalized_key, raw_inputs_key
     from weather_assets.settings import load_settings
 
     settings = load_settings()
@@ -102,8 +103,8 @@ def main() -> None:
 
     defs = definitions.build_definitions(settings)
     job = defs.resolve_implicit_global_asset_job_def()
-    keys = [dg.AssetKey(["raw_inputs", settings.upstream_name])]
-    keys += [dg.AssetKey([kind, s.name]) for s in specs for kind in ("normalized", "forecast")]
+    keys = [raw_inputs_key(settings.upstream_name)]
+    keys += [k(s.name) for s in specs for k in (normalized_key, forecast_key)]
     t0 = time.perf_counter()
     result = job.execute_in_process(
         partition_key=KEY,

@@ -18,12 +18,12 @@ import xarray as xr
 from model_registry.registry import load_registry
 from resources.storage import Storage
 from resources.upstream import UpstreamSource
+from weather_assets.keys import verification_key
 from weather_assets.settings import load_settings
 from weather_assets.verification.assets import (
     build_verification_assets,
     default_forecast_layout,
     sibling,
-    verification_key,
 )
 from weather_assets.verification.schemas import validate_scores
 from weather_assets.verification.scores import verify_forecast

@@ -24,13 +24,13 @@ from resources.storage import Storage, StorageResource
 from weather_assets.forecast.assets import (
     build_model_assets,
     build_registry_assets,
-    forecast_key,
     open_forecast,
     store_relpath,
 )
 from weather_assets.forecast.normalize import compute_stats, stack_features, standardize
 from weather_assets.forecast.rollout import rollout
 from weather_assets.ingest.layout import raw_inputs_relpath
+from weather_assets.keys import forecast_key
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import load_settings
 from weather_assets.simulator import Grid, simulate_state
@@ -189,7 +189,7 @@ def test_fno_forecast_records_artifact_and_is_idempotent(env):
     artifact = make_artifact(env["tmp"] / "tiny.zip")
     spec = fno_spec(env, artifact)
     assets = assets_for(env, spec)
-    fc_def = next(a for a in assets if getattr(a, "key", None) == forecast_key(spec))
+    fc_def = next(a for a in assets if getattr(a, "key", None) == forecast_key(spec.name))
     assert json.loads(fc_def.op.tags["dagster-k8s/config"]) == k8s_config(spec)
     instance = dg.DagsterInstance.ephemeral()
     observe([assets[0]], instance=instance)
@@ -205,17 +205,17 @@ def test_fno_forecast_records_artifact_and_is_idempotent(env):
     assert fc.attrs["artifact_sha256"] == sha256_file(artifact)
     assert fc["2m_temperature"].encoding["chunks"] == (1, 1, 10, 18)
 
-    again = run(env, assets, selection=[forecast_key(spec)], instance=instance)
+    again = run(env, assets, selection=[forecast_key(spec.name)], instance=instance)
     meta = again.asset_materializations_for_node("forecast__tiny_fno")[0].metadata
     assert meta["skipped"].value is True
 
     # A new artifact (new sha256 on observation) makes the forecast stale.
     status = get_stale_status_resolver(instance, assets[:3])
-    assert status.get_status(forecast_key(spec), KEY).value == "FRESH"
+    assert status.get_status(forecast_key(spec.name), KEY).value == "FRESH"
     make_artifact(artifact, version="v2")
     observe([assets[0]], instance=instance)
     status = get_stale_status_resolver(instance, assets[:3])
-    assert status.get_status(forecast_key(spec), KEY).value == "STALE"
+    assert status.get_status(forecast_key(spec.name), KEY).value == "STALE"
 
 
 FORCINGS = ("cos_local_hour", "sin_local_hour")

@@ -36,8 +36,8 @@ from model_registry.spec import ModelSpec
 from resources import execution
 from resources.storage import StorageResource
 from tests.conftest import ROOT
-from weather_assets.forecast.assets import build_model_assets, forecast_key
-from weather_assets.ingest.assets import raw_inputs_key
+from weather_assets.forecast.assets import build_model_assets
+from weather_assets.keys import forecast_key, raw_inputs_key
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import load_settings
 
@@ -75,7 +75,7 @@ runtime:
 
 def _step_key(spec: ModelSpec) -> str:
     """Step (op) name Dagster derives from the asset key ``forecast/<name>``."""
-    return forecast_key(spec).to_python_identifier()
+    return forecast_key(spec.name).to_python_identifier()
 
 
 @functools.cache
@@ -101,11 +101,11 @@ def forecast_job() -> dg.JobDefinition:
         for a in build_model_assets(
             spec,
             partitions_def=partitions_def,
-            raw_inputs_key=raw_inputs_key(settings),
+            raw_inputs_key=raw_inputs_key(settings.upstream_name),
             settings=settings,
         )
     ]
-    forecasts = dg.AssetSelection.assets(*[forecast_key(s) for s in _specs()])
+    forecasts = dg.AssetSelection.assets(*[forecast_key(s.name) for s in _specs()])
     defs = dg.Definitions(
         assets=assets,
         jobs=[dg.define_asset_job("forecasts", selection=forecasts)],

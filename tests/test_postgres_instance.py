@@ -173,13 +173,13 @@ def test_partitioned_materialization_is_stored_and_read_back(pg_instance, postgr
 def test_raw_inputs_through_definitions_on_postgres(pg_instance, settings):
     """The real raw_inputs asset and its checks, on a simulated cycle, recorded in Postgres."""
     import definitions
-    from weather_assets.ingest.assets import raw_inputs_key
     from weather_assets.ingest.simulate import write_simulated_cycles
+    from weather_assets.keys import raw_inputs_key
 
     write_simulated_cycles(settings.upstream_url, T0, T0)
     defs = definitions.build_definitions(settings)
     job = defs.resolve_implicit_global_asset_job_def()
-    key = raw_inputs_key(settings)
+    key = raw_inputs_key(settings.upstream_name)
     result = job.execute_in_process(partition_key=KEY, instance=pg_instance, asset_selection=[key])
     assert result.success
     assert pg_instance.get_materialized_partitions(key) == {KEY}

@@ -15,9 +15,9 @@ import numpy as np
 import s3fs
 import xarray as xr
 
-from weather_assets.ingest.assets import raw_inputs_key
 from weather_assets.ingest.layout import raw_inputs_relpath
 from weather_assets.ingest.simulate import write_simulated_cycles
+from weather_assets.keys import raw_inputs_key
 from weather_assets.settings import DEFAULT_BBOX, DEFAULT_RESOLUTION, load_settings
 
 T0 = datetime(2026, 1, 1, 6, tzinfo=UTC)
@@ -51,7 +51,7 @@ def test_raw_inputs_end_to_end_on_s3(wx_env, s3_bucket, monkeypatch):
     write_simulated_cycles(settings.upstream_url, T0, T0, storage_options=options)
 
     defs = definitions.build_definitions(settings)
-    key = raw_inputs_key(settings)
+    key = raw_inputs_key(settings.upstream_name)
     instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         partition_key=KEY, instance=instance, asset_selection=[key]

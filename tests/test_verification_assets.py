@@ -17,17 +17,14 @@ from model_registry.registry import load_registry
 from resources.storage import Storage, StorageResource
 from tests.test_verification_scores import persistence_forecast
 from weather_assets.ingest.layout import raw_inputs_relpath
+from weather_assets.keys import SCORECARD_KEY, climatology_key, forecast_key, verification_key
 from weather_assets.partitions import analysis_time_partitions, time_to_partition_key
 from weather_assets.settings import load_settings
 from weather_assets.simulator import simulate_state
 from weather_assets.verification.assets import (
-    SCORECARD_KEY,
     build_verification_assets,
-    climatology_key,
     default_forecast_layout,
-    forecast_key,
     sibling,
-    verification_key,
 )
 from weather_assets.verification.scores import verify_forecast
 
@@ -115,12 +112,16 @@ def test_asset_graph(settings):
     } <= keys
     node = graph.get(verification_key("blend"))
     assert node.partitions_def is not None
-    assert set(node.parent_keys) == {forecast_key("blend"), RAW, climatology_key(settings)}
+    assert set(node.parent_keys) == {
+        forecast_key("blend"),
+        RAW,
+        climatology_key(settings.upstream_name),
+    }
     mapping = node.partition_mappings[RAW]
     assert isinstance(mapping, dg.TimeWindowPartitionMapping)
     assert (mapping.start_offset, mapping.end_offset) == (0, 4)  # 24 h / 6 h
     assert "eager_with_lookback" in node.automation_condition.get_label()
-    assert graph.get(climatology_key(settings)).partitions_def is None
+    assert graph.get(climatology_key(settings.upstream_name)).partitions_def is None
     card = graph.get(SCORECARD_KEY)
     assert card.partitions_def is None
     assert set(card.parent_keys) == {verification_key("persistence"), verification_key("blend")}
@@ -234,8 +235,8 @@ def test_climatology_enables_acc(settings):
     times = [T0 + timedelta(hours=6 * i) for i in range(29)]  # a week of 6-hourly analyses
     _write_analyses(settings, times)
     defs = _defs(settings, [spec])
-    result = _run(defs, climatology_key(settings), run_config={})
-    meta = _materialization(result, climatology_key(settings)).metadata
+    result = _run(defs, climatology_key(settings.upstream_name), run_config={})
+    meta = _materialization(result, climatology_key(settings.upstream_name)).metadata
     assert meta["method"].value == "hourly_mean" and meta["history_times"].value == 29
     assert meta["history_end"].value == "2026-01-08T0000Z"
     _write_forecast(settings, spec, T0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from weather_assets import paths
+from weather_assets.keys import model_keys
 from weather_assets.settings import load_settings
 
 app = typer.Typer(
@@ -155,11 +156,7 @@ def backfill(
     )
 
     # A model's backfill is its whole chain for those cycles: inputs, forecast, scores.
-    keys = [
-        dg.AssetKey([kind, m])
-        for m in model or []
-        for kind in ("normalized", "forecast", "verification")
-    ]
+    keys = [key for m in model or [] for key in model_keys(m)]
     keys += [dg.AssetKey.from_user_string(a) for a in asset or []]
     if not keys:
         raise typer.BadParameter("name at least one --model or --asset")

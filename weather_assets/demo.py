@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 
 from weather_assets.ingest.simulate import write_simulated_cycles
+from weather_assets.keys import SCORECARD_KEY, climatology_key, model_keys, raw_inputs_key
 from weather_assets.partitions import time_to_partition_key
 from weather_assets.settings import load_settings
 
@@ -112,7 +113,7 @@ def run_demo(
             todo |= {k for k in keys if k not in todo and not _complete(instance, key, k)}
         return sorted(todo)
 
-    raw_key = dg.AssetKey(["raw_inputs", settings.upstream_name])
+    raw_key = raw_inputs_key(settings.upstream_name)
     todo = missing(raw_key)
     for key in todo:
         run([raw_key], key)
@@ -125,19 +126,10 @@ def run_demo(
     if not specs:
         return done
 
-    clim_key = dg.AssetKey(["climatology", settings.upstream_name])
+    clim_key = climatology_key(settings.upstream_name)
     if graph.has(clim_key):
         run([clim_key], None)
-    per_cycle = [
-        k
-        for spec in specs
-        for k in (
-            dg.AssetKey(["normalized", spec.name]),
-            dg.AssetKey(["forecast", spec.name]),
-            dg.AssetKey(["verification", spec.name]),
-        )
-        if graph.has(k)
-    ]
+    per_cycle = [k for spec in specs for k in model_keys(spec.name) if graph.has(k)]
     for asset_key in per_cycle:
         done[asset_key.to_user_string()] = []
     for key in keys:
@@ -149,7 +141,7 @@ def run_demo(
     for spec in specs:
         n = len(done.get(f"forecast/{spec.name}", []))
         echo(f"forecast/{spec.name}: {n} partition(s) materialized, {cycles - n} up to date")
-    scorecard = dg.AssetKey(["scorecard"])
+    scorecard = SCORECARD_KEY
     if graph.has(scorecard):
         run([scorecard], None)
         event = instance.get_latest_materialization_event(scorecard)

@@ -47,6 +47,7 @@ from weather_assets.forecast.normalize import (
 )
 from weather_assets.forecast.rollout import check_finite, check_grid, run_forecast
 from weather_assets.ingest.layout import open_raw_inputs
+from weather_assets.keys import artifact_key, forecast_key, normalized_key
 from weather_assets.partitions import partition_key_to_time
 from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
@@ -60,21 +61,6 @@ ARTIFACT_GROUP = "model_artifacts"
 
 # ---------------------------------------------------------------------------------------------
 # keys, paths and artifacts (shared with checks.py)
-
-
-def artifact_key(spec: ModelSpec) -> dg.AssetKey:
-    """Key of the model's artifact source asset."""
-    return dg.AssetKey(["model_artifact", spec.name])
-
-
-def normalized_key(spec: ModelSpec) -> dg.AssetKey:
-    """Key of the model's normalized-input asset."""
-    return dg.AssetKey(["normalized", spec.name])
-
-
-def forecast_key(spec: ModelSpec) -> dg.AssetKey:
-    """Key of the model's forecast asset."""
-    return dg.AssetKey(["forecast", spec.name])
 
 
 def artifact_cache_dir(settings: PlatformSettings) -> Path:
@@ -230,7 +216,7 @@ def build_model_assets(
     upstream_artifact: list[dg.AssetKey] = []
     if spec.artifact is not None:
         out.append(_artifact_asset(spec, settings))
-        upstream_artifact.append(artifact_key(spec))
+        upstream_artifact.append(artifact_key(spec.name))
     static_md = {
         "model": name,
         "architecture": spec.architecture,
@@ -242,7 +228,7 @@ def build_model_assets(
     }
 
     @dg.asset(
-        key=normalized_key(spec),
+        key=normalized_key(spec.name),
         retry_policy=IO_RETRY,
         deps=[raw_inputs_key, *upstream_artifact],
         partitions_def=partitions_def,
@@ -280,7 +266,7 @@ def build_model_assets(
             {relpath: ds},
             encoding={"state": {"chunks": (1, 1, *z.shape[2:])}},
             validate=lambda staged: check_finite(staged[0]["state"].values, spec.input_features),
-            label=f"{normalized_key(spec).to_user_string()} partition {context.partition_key}",
+            label=f"{normalized_key(spec.name).to_user_string()} partition {context.partition_key}",
         )
         return dg.MaterializeResult(
             data_version=dg.DataVersion(written.checksum[:16]),
@@ -296,8 +282,8 @@ def build_model_assets(
         )
 
     @dg.asset(
-        key=forecast_key(spec),
-        deps=[normalized_key(spec), *upstream_artifact],
+        key=forecast_key(spec.name),
+        deps=[normalized_key(spec.name), *upstream_artifact],
         partitions_def=partitions_def,
         group_name=GROUP,
         code_version=f"{FORECAST_CODE_VERSION}-{_output_version(spec)}",
@@ -311,7 +297,7 @@ def build_model_assets(
         if spec.architecture == "container"
         else {"storage"},
         description=f"Forecast of {name} to {format_duration(spec.max_lead_time)}.",
-        check_specs=forecast_check_specs(forecast_key(spec)),
+        check_specs=forecast_check_specs(forecast_key(spec.name)),
     )
     def forecast(context: dg.AssetExecutionContext, config: ForecastConfig):
         """The model's rollout to its max lead time, one chunk per lead time and variable."""
@@ -323,7 +309,7 @@ def build_model_assets(
         if not store.exists(input_rel):
             raise FileNotFoundError(
                 f"normalized input of {name} for {context.partition_key} is missing at "
-                f"{store.url(input_rel)}; materialize {normalized_key(spec).to_user_string()} "
+                f"{store.url(input_rel)}; materialize {normalized_key(spec.name).to_user_string()} "
                 "first"
             )
         normalized_ds = store.open_zarr(input_rel)
@@ -353,7 +339,7 @@ def build_model_assets(
             "fingerprint": fingerprint,
         }
         t0 = time.perf_counter()
-        label = f"{forecast_key(spec).to_user_string()} partition {context.partition_key}"
+        label = f"{forecast_key(spec.name).to_user_string()} partition {context.partition_key}"
         results: list[dg.AssetCheckResult] = []
         try:
             # Write-audit-publish: every member is staged, checked, then committed together.
@@ -424,7 +410,7 @@ def build_registry_assets(
 
 def _artifact_asset(spec: ModelSpec, settings: PlatformSettings):
     @dg.observable_source_asset(
-        key=artifact_key(spec),
+        key=artifact_key(spec.name),
         group_name=ARTIFACT_GROUP,
         description=f"Inference artifact of {spec.name} ({spec.artifact.uri}); data version = "
         "its sha256.",

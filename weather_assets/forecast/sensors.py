@@ -13,7 +13,8 @@ import dagster as dg
 
 from model_registry.artifact import fetch_artifact
 from model_registry.spec import ModelSpec
-from weather_assets.forecast.assets import artifact_cache_dir, artifact_key
+from weather_assets.forecast.assets import artifact_cache_dir
+from weather_assets.keys import artifact_key
 from weather_assets.settings import PlatformSettings
 
 DATA_VERSION_TAG = "dagster/data_version"
@@ -47,7 +48,7 @@ def build_artifact_sensor(
             known[spec.name] = digest
             events.append(
                 dg.AssetObservation(
-                    asset_key=artifact_key(spec),
+                    asset_key=artifact_key(spec.name),
                     metadata={"sha256": digest, "path": dg.MetadataValue.path(str(path))},
                     tags={DATA_VERSION_TAG: digest},
                 )

@@ -15,6 +15,7 @@ from resources.upstream import UpstreamSource
 from weather_assets.ingest.checks import raw_inputs_check_results, raw_inputs_check_specs
 from weather_assets.ingest.convert import subset_domain
 from weather_assets.ingest.layout import join_members, raw_inputs_relpath
+from weather_assets.keys import raw_inputs_key, upstream_key
 from weather_assets.partitions import partition_key_to_time
 from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
@@ -26,29 +27,19 @@ class CycleRefused(ValueError):
     """A cycle's staged data failed a blocking check; nothing was committed."""
 
 
-def upstream_key(settings: PlatformSettings) -> dg.AssetKey:
-    """Key of the external asset standing for the upstream provider's cycles."""
-    return dg.AssetKey(["upstream", settings.upstream_name])
-
-
-def raw_inputs_key(settings: PlatformSettings) -> dg.AssetKey:
-    """Key of the raw inputs asset of the configured source."""
-    return dg.AssetKey(["raw_inputs", settings.upstream_name])
-
-
 def build_ingest_assets(
     *, settings: PlatformSettings, partitions_def: dg.PartitionsDefinition
 ) -> list:
     """The upstream external asset and the raw_inputs asset of the configured source."""
     upstream = dg.AssetSpec(
-        key=upstream_key(settings),
+        key=upstream_key(settings.upstream_name),
         description=f"Analyses published by the upstream source {settings.upstream_name!r} "
         f"({settings.upstream_kind} at {settings.upstream_url}); observed, not materialized.",
         group_name="upstream",
         partitions_def=partitions_def,
         kinds={settings.upstream_kind},
     )
-    key = raw_inputs_key(settings)
+    key = raw_inputs_key(settings.upstream_name)
 
     @dg.asset(
         key=key,

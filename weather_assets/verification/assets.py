@@ -39,6 +39,7 @@ from pydantic import Field
 from resources.storage import Storage, StorageResource
 from weather_assets import paths
 from weather_assets.ingest.layout import open_raw_inputs, raw_inputs_relpath
+from weather_assets.keys import SCORECARD_KEY, climatology_key, forecast_key, verification_key
 from weather_assets.partitions import partition_key_to_time, time_to_partition_key
 from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
@@ -62,7 +63,6 @@ from weather_assets.verification.scores import (
 
 VERIFICATION_CODE_VERSION = "1"
 GROUP = "verification"
-SCORECARD_KEY = dg.AssetKey(["scorecard"])
 DEFAULT_LOOKBACK_MARGIN = timedelta(days=1)
 DEFAULT_MODEL_CONFIG = "default"  # the forecast layout's model_config without an artifact
 # Numeric metadata on verification assets (plotted over partitions in the UI), when present.
@@ -86,21 +86,6 @@ ForecastLayout = Callable[[Any], Callable[[datetime, int], str]]
 
 # ---------------------------------------------------------------------------------------------
 # keys and paths
-
-
-def verification_key(model: str) -> dg.AssetKey:
-    """Key of a model's verification asset."""
-    return dg.AssetKey(["verification", model])
-
-
-def forecast_key(model: str) -> dg.AssetKey:
-    """Key of a model's forecast asset (built by the forecast factory)."""
-    return dg.AssetKey(["forecast", model])
-
-
-def climatology_key(settings: PlatformSettings) -> dg.AssetKey:
-    """Key of the climatology of the configured analysis source."""
-    return dg.AssetKey(["climatology", settings.upstream_name])
 
 
 def default_forecast_layout(settings: PlatformSettings) -> ForecastLayout:
@@ -638,7 +623,7 @@ def build_verification_assets(
         )
     forecast_layout = forecast_layout or default_forecast_layout(settings)
     cadence = partition_cadence(partitions_def)
-    clim_key = climatology_key(settings)
+    clim_key = climatology_key(settings.upstream_name)
     assets: list = [
         _climatology_asset(
             settings=settings,
