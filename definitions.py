@@ -26,7 +26,7 @@ from weather_assets.keys import REGISTRY_KEY, raw_inputs_key, upstream_key
 from weather_assets.maintenance import build_staging_cleanup_sensor
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import PlatformSettings, load_settings
-from weather_assets.verification.assets import build_verification_assets
+from weather_assets.verification.factory import build_verification_assets
 
 logger = logging.getLogger(__name__)
 

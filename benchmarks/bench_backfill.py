@@ -31,10 +31,10 @@ def main() -> None:
     import dagster as dg
 
     import definitions
+    from resources.layout import raw_inputs_relpath
     from resources.storage import Storage
     from resources.upstream import UpstreamSource
     from weather_assets.ingest.convert import subset_domain
-    from weather_assets.ingest.layout import raw_inputs_relpath
     from weather_assets.ingest.simulate import write_simulated_cycles
     from weather_assets.partitions import time_to_partition_key
     from weather_assets.settings import load_settings

@@ -33,13 +33,18 @@ def _plain(settings, specs, root: str) -> None:
     import numpy as np
 
     from model_registry.architectures import build_model
+    from model_registry.resolve import load_model_artifact, model_config_of
+    from resources.forecast_run import run_forecast
+    from resources.layout import raw_inputs_relpath, store_relpath
     from resources.storage import Storage
     from resources.upstream import UpstreamSource
-    from weather_assets.forecast.assets import load_model_artifact, model_config_of, store_relpath
-    from weather_assets.forecast.normalize import identity_stats, stack_features, standardize
-    from weather_assets.forecast.rollout import FEATURE_DIM, run_forecast
+    from weather_assets.forecast.normalize import (
+        FEATURE_DIM,
+        identity_stats,
+        stack_features,
+        standardize,
+    )
     from weather_assets.ingest.convert import subset_domain
-    from weather_assets.ingest.layout import raw_inputs_relpath
 
     store = Storage(root)
     raw = UpstreamSource(url=settings.upstream_url).read_cycle(T)

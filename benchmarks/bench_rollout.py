@@ -7,6 +7,8 @@ plain-library way: the same network called in a loop on an in-memory tensor
 (``model(x)`` on the same standardized tensor, its forcing channels computed once), nothing
 loaded or written. Same weights, grid and steps. The network is fno-demo's: the state's 8
 features plus its 2 local-hour forcings in, which the platform recomputes at every step.
+The "its model steps alone" row is the platform's own rollout steps alone (forcings, model, de-normalize,
+copy to the host): against the bare loop it shows what writing costs the model (contention).
 
     .venv/bin/python benchmarks/bench_rollout.py [--step 1.0] [--steps 20] [--repeats 3]
 """
@@ -26,13 +28,14 @@ from model_registry.architectures import build_model
 from model_registry.artifact import load_artifact
 from model_registry.registry import get_spec
 from model_registry.training import untrained_artifact
+from resources.forecast_run import run_forecast
 from resources.storage import Storage
 from weather_assets.forecast.normalize import (
     forcing_fields,
     stack_features,
     standardize,
 )
-from weather_assets.forecast.rollout import run_forecast, select_device
+from weather_assets.forecast.rollout import select_device
 from weather_assets.simulator import Grid, simulate_state
 
 HP = {"n_modes": [16, 32], "hidden_channels": 16, "n_layers": 3}  # the fno-demo network
@@ -76,8 +79,8 @@ def bare(artifact: Path, analysis: xr.Dataset, steps: int, device: torch.device)
 
 def platform(
     artifact: Path, analysis: xr.Dataset, steps: int, device: torch.device, storage: Storage
-) -> tuple[float, float, int]:
-    """(total seconds, write seconds, bytes) of the platform's forecast step."""
+) -> tuple[float, float, int, float]:
+    """(total seconds, write seconds, bytes, model-step seconds) of the platform's step."""
     t0 = time.perf_counter()
     loaded = load_artifact(artifact)
     features = list(loaded.manifest.input_features)
@@ -95,7 +98,8 @@ def platform(
             device=device,
             forcings=loaded.manifest.forcings,
         )
-    return time.perf_counter() - t0, summary.write_seconds, summary.nbytes
+    steps_s = sum(summary.step_seconds)
+    return time.perf_counter() - t0, summary.write_seconds, summary.nbytes, steps_s
 
 
 def main() -> None:
@@ -117,7 +121,7 @@ def main() -> None:
     # Best of N, as timeit does: on a shared machine the minimum is the least disturbed run.
     b = min(bare_s)
     best = min(plat, key=lambda r: r[0])
-    p, w = best[0], best[1]
+    p, w, m = best[0], best[1], best[3]
     mb = plat[0][2] / 1e6
     shape = f"{grid.latitude.size}x{grid.longitude.size}"
     print(
@@ -131,6 +135,9 @@ def main() -> None:
     print(
         f"| platform step (load+normalize+rollout+denormalize+write) | {p:.3f} | "
         f"{1e3 * p / args.steps:.1f} | {p / b:.2f} |"
+    )
+    print(
+        f"| platform: its model steps alone | {m:.3f} | {1e3 * m / args.steps:.1f} | {m / b:.2f} |"
     )
     print("\n| written | write seconds | write MB/s |\n|---:|---:|---:|")
     print(f"| {mb:.1f} MB | {w:.3f} | {mb / w:.1f} |")

@@ -3,25 +3,23 @@
 Every torch architecture predicts the *standardized tendency* of the state (see
 ``weather_assets.forecast.rollout``), takes ``(batch, in_channels, lat, lon)`` and returns
 ``(batch, out_channels, lat, lon)``, where ``in_channels`` counts the state features and then
-the forcings (computed inputs, never predicted) and ``out_channels`` the state features. Models are built from already-loaded tensors (a
-state_dict), never from files, so tests pass tiny networks. ``container`` models bring their
-own code in an image and are run through Dagster Pipes instead (``run_container``).
+the forcings (computed inputs, never predicted) and ``out_channels`` the state features.
+Models are built from already-loaded tensors (a state_dict), never from files, so tests pass
+tiny networks. ``container`` models bring their own code in an image and are run through
+Dagster Pipes instead (``resources.runners``).
+
+``ARCHITECTURES`` is the one table of architecture facts: the registry schema, the artifact
+format, the CLI and the forecast assets all read it, so adding an architecture is one row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    import dagster as dg
-
-    from model_registry.spec import ModelSpec
 
 
 class Persistence(nn.Module):
@@ -69,28 +67,80 @@ def _build_sfno(hp: Mapping[str, Any], in_channels: int, out_channels: int) -> n
     return SFNO(**_fno_kwargs(hp, in_channels, out_channels))
 
 
+RunnerKind = Literal["in_process", "pipes"]
+
+
 @dataclass(frozen=True)
 class Architecture:
-    """One architecture: whether it has weights and how to build its torch module."""
+    """Everything the platform knows about one architecture; the rest derives from this table.
+
+    ``runner`` picks the ``resources.runners`` runner of its forecasts (``in_process``: torch
+    in the step; ``pipes``: an external image through Dagster Pipes). ``kind`` is the UI tag
+    of its forecast assets. ``identical_io``: the inputs must equal the outputs (a model that
+    steps the state it is given and nothing else).
+    """
 
     name: str
     description: str
-    needs_weights: bool
     builder: Callable[[Mapping[str, Any], int, int], nn.Module] | None
+    needs_weights: bool = False  # the artifact must hold a state_dict
+    needs_artifact: bool = False  # the registry entry must name an artifact
+    trainable: bool = False  # ``train`` can fit it (model_registry.training)
+    takes_forcings: bool = False  # computed inputs (time of day, insolation) are allowed
+    identical_io: bool = False
+    runner: RunnerKind = "in_process"
+    kind: str = "pytorch"
 
+    @property
+    def needs_container(self) -> bool:
+        """Whether a registry entry needs (and may have) a ``container`` section."""
+        return self.runner == "pipes"
+
+    @property
+    def member_stores(self) -> bool:
+        """One store per ensemble member (``member<k>``); Pipes images write a single store."""
+        return self.runner == "in_process"
+
+
+_NEURAL_OPERATOR = {
+    "needs_weights": True,
+    "needs_artifact": True,
+    "trainable": True,
+    "takes_forcings": True,
+}
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "persistence": Architecture(
-        "persistence", "the initial state at every lead time (baseline)", False, _build_persistence
-    ),
-    "fno": Architecture("fno", "neuraloperator Fourier neural operator (2-D)", True, _build_fno),
-    "sfno": Architecture(
-        "sfno", "neuraloperator spherical FNO (global grids; torch-harmonics)", True, _build_sfno
-    ),
-    "container": Architecture(
-        "container", "an external image run through Dagster Pipes", False, None
-    ),
+    a.name: a
+    for a in (
+        Architecture(
+            "persistence",
+            "the initial state at every lead time (baseline)",
+            _build_persistence,
+            identical_io=True,
+        ),
+        Architecture(
+            "fno", "neuraloperator Fourier neural operator (2-D)", _build_fno, **_NEURAL_OPERATOR
+        ),
+        Architecture(
+            "sfno",
+            "neuraloperator spherical FNO (global grids; torch-harmonics)",
+            _build_sfno,
+            **_NEURAL_OPERATOR,
+        ),
+        Architecture(
+            "container",
+            "an external image run through Dagster Pipes",
+            None,
+            runner="pipes",
+            kind="docker",
+        ),
+    )
 }
+
+
+def names_where(predicate: Callable[[Architecture], bool]) -> list[str]:
+    """Names of the architectures with a property, in table order (for messages, choices)."""
+    return [a.name for a in ARCHITECTURES.values() if predicate(a)]
 
 
 def get_architecture(name: str) -> Architecture:
@@ -109,7 +159,10 @@ def new_model(
     """A freshly initialized module of an architecture (for training)."""
     arch = get_architecture(name)
     if arch.builder is None:
-        raise ValueError(f"architecture {name!r} has no torch module; use run_container")
+        raise ValueError(
+            f"architecture {name!r} has no torch module; its {arch.runner} runner runs it "
+            "(resources.runners; use run_container)"
+        )
     return arch.builder(hyperparameters, in_channels, out_channels)
 
 
@@ -145,89 +198,3 @@ def _load(
             f"weights do not fit architecture {name!r} with hyper-parameters {dict(hp)}: "
             f"{' '.join(line.strip() for line in first[:3])}"
         ) from None
-
-
-# ---------------------------------------------------------------------------------------------
-# container: an external image with its own code, run through Dagster Pipes.
-
-
-def container_command(
-    command: Sequence[str], input_url: str, output_url: str, analysis_time: datetime
-) -> list[str]:
-    """Entry-point argv: the registry command plus input, output and analysis time."""
-    return [
-        *command,
-        "--input",
-        input_url,
-        "--output",
-        output_url,
-        "--analysis-time",
-        analysis_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    ]
-
-
-def container_env(
-    spec: ModelSpec, input_url: str, output_url: str, analysis_time: datetime
-) -> dict[str, str]:
-    """Environment given to the entry point (the same facts as the arguments, plus extras)."""
-    env = dict(spec.container.env) if spec.container else {}
-    env.update(
-        WXPLAT_MODEL=spec.name,
-        WXPLAT_INPUT=input_url,
-        WXPLAT_OUTPUT=output_url,
-        WXPLAT_ANALYSIS_TIME=analysis_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        WXPLAT_TIMESTEP=str(int(spec.timestep.total_seconds())),
-        WXPLAT_MAX_LEAD_TIME=str(int(spec.max_lead_time.total_seconds())),
-        WXPLAT_MEMBERS=str(spec.members),
-    )
-    return env
-
-
-def run_container(
-    context: dg.AssetExecutionContext,
-    spec: ModelSpec,
-    *,
-    client: Any,
-    input_url: str,
-    output_url: str,
-    analysis_time: datetime,
-    extras: Mapping[str, Any] | None = None,
-) -> Any:
-    """Run a container model through a Pipes client; return the completed invocation.
-
-    With ``dagster_k8s.PipesK8sClient`` it runs as a pod of the registry image, with the
-    entry's node selector and tolerations; with ``PipesSubprocessClient`` (local) the
-    command runs as a subprocess of the step.
-    """
-    if spec.container is None:
-        raise ValueError(f"model {spec.name!r} has no 'container' entry")
-    command = container_command(spec.container.command, input_url, output_url, analysis_time)
-    env = container_env(spec, input_url, output_url, analysis_time)
-    try:
-        from dagster_k8s import PipesK8sClient
-    except ImportError:  # dagster-k8s absent: only local subprocess clients can be used
-        PipesK8sClient = None  # noqa: N806
-    if PipesK8sClient is not None and isinstance(client, PipesK8sClient):
-        if not spec.runtime.image:
-            raise ValueError(f"model {spec.name!r} runs on Kubernetes but has no runtime.image")
-        from model_registry.registry import k8s_config
-
-        pod = k8s_config(spec)
-        resources = pod["container_config"]["resources"]
-        base_pod_spec: dict[str, Any] = {
-            "containers": [{"name": "dagster-pipes-execution", "resources": resources}]
-        }
-        scheduling = pod.get("pod_spec_config", {})
-        if "node_selector" in scheduling:
-            base_pod_spec["nodeSelector"] = scheduling["node_selector"]
-        if "tolerations" in scheduling:
-            base_pod_spec["tolerations"] = scheduling["tolerations"]
-        return client.run(
-            context=context,
-            image=spec.runtime.image,
-            command=command,
-            env=env,
-            base_pod_spec=base_pod_spec,
-            extras=extras,
-        )
-    return client.run(context=context, command=command, env=env, extras=extras)

@@ -48,6 +48,7 @@ import xarray as xr
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from model_registry.architectures import names_where
 from model_registry.spec import Duration, format_duration
 from weather_assets.forecast.normalize import check_forcings
 
@@ -59,7 +60,8 @@ WEIGHTS = "weights.pt"
 MODEL_CONFIG = "configs/model.yaml"
 STATS_PREFIX = "stats/stats.zarr/"
 CLI_ARGS = "training_cli_args.yaml"
-WEIGHTED_ARCHITECTURES = ("fno", "sfno")
+# Architectures whose artifact must hold weights.pt (from the one architecture table).
+WEIGHTED_ARCHITECTURES = frozenset(names_where(lambda a: a.needs_weights))
 # neuraloperator adds its constructor kwargs (functions, classes) to state_dict(); they are not
 # weights, cannot load with weights_only=True, and the manifest's hyper-parameters replace them.
 NEURALOP_METADATA = "_metadata"

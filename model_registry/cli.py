@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 import yaml
 
+from model_registry.architectures import ARCHITECTURES, get_architecture, names_where
 from model_registry.artifact import (
     CLI_ARGS,
     DEFAULT_MAX_ENTRY_BYTES,
@@ -71,7 +72,12 @@ def _spec(name: str, registry: Path):
 
 @app.command()
 def train(
-    model_name: Annotated[str, typer.Argument(help="Registry name of an fno/sfno model.")],
+    model_name: Annotated[
+        str,
+        typer.Argument(
+            help=f"Registry name of a {'/'.join(names_where(lambda a: a.trainable))} model."
+        ),
+    ],
     start: Annotated[str, typer.Option(help="First training time (UTC), e.g. 2025-11-01.")],
     end: Annotated[str, typer.Option(help="End of training times (exclusive, UTC).")],
     out: Annotated[
@@ -100,8 +106,11 @@ def train(
     from weather_assets.simulator import Grid
 
     spec = _spec(model_name, registry)
-    if spec.architecture not in ("fno", "sfno"):
-        _fail(f"model {model_name!r} has architecture {spec.architecture!r}; only fno/sfno train")
+    if not get_architecture(spec.architecture).trainable:
+        trainable = "/".join(names_where(lambda a: a.trainable))
+        _fail(
+            f"model {model_name!r} has architecture {spec.architecture!r}; only {trainable} train"
+        )
     if out is None:
         location = spec.artifact_location
         if location is None or spec.artifact is None or spec.artifact.is_remote:
@@ -159,7 +168,8 @@ def artifact_build(
         Path,
         typer.Argument(
             help=f"Directory with {MODEL_CONFIG}, stats/stats.zarr, optional {WEIGHTS} and "
-            f"{CLI_ARGS}. {MODEL_CONFIG} holds name, architecture, hyperparameters, "
+            f"{CLI_ARGS}. {MODEL_CONFIG} holds name, architecture (one of "
+            f"{', '.join(ARCHITECTURES)}), hyperparameters, "
             "input_features, output_features, optional forcings, timestep and grid "
             "(latitude/longitude: first, step, size)."
         ),
@@ -180,6 +190,10 @@ def artifact_build(
     missing = [k for k in ("name", "architecture", "input_features", "timestep") if k not in config]
     if missing:
         _fail(f"{config_path}: missing field(s) {', '.join(missing)}")
+    try:
+        get_architecture(str(config["architecture"]))
+    except ValueError as exc:
+        _fail(f"{config_path}: {exc}")
     stats_path = source / "stats" / "stats.zarr"
     if not stats_path.exists():
         _fail(f"{stats_path} not found")

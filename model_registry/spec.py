@@ -9,7 +9,8 @@ nothing pins *which* weights ran. Pin it for anything operational.
 
 ``forcings`` lists extra network inputs computed from time and position (names from
 ``weather_assets.forecast.normalize.FORCINGS``: time of day, time of year, TOA insolation);
-they are inputs of fno/sfno networks only and are never predicted.
+they are network inputs of the architectures that take them (``takes_forcings`` in
+``model_registry.architectures``) and are never predicted.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from pydantic import (
     model_validator,
 )
 
+from model_registry.architectures import get_architecture, names_where
 from weather_assets.canonical import VARIABLES, feature_name
 from weather_assets.forecast.normalize import check_forcings
 
-ARCHITECTURE_NAMES: tuple[str, ...] = ("persistence", "fno", "sfno", "container")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -226,11 +227,7 @@ class ModelSpec(_Frozen):
     @field_validator("architecture")
     @classmethod
     def _known_architecture(cls, v: str) -> str:
-        if v not in ARCHITECTURE_NAMES:
-            raise ValueError(
-                f"unknown architecture {v!r}; valid architectures are: "
-                f"{', '.join(ARCHITECTURE_NAMES)}"
-            )
+        get_architecture(v)  # the table's error lists the valid names
         return v
 
     @field_validator("forcings")
@@ -245,18 +242,21 @@ class ModelSpec(_Frozen):
                 f"max_lead_time {format_duration(self.max_lead_time)} is not a multiple of "
                 f"timestep {format_duration(self.timestep)}"
             )
-        if self.architecture in ("fno", "sfno") and self.artifact is None:
-            raise ValueError(f"architecture {self.architecture!r} needs an 'artifact'")
-        if self.architecture == "container" and self.container is None:
-            raise ValueError("architecture 'container' needs a 'container' entry with a command")
-        if self.architecture != "container" and self.container is not None:
-            raise ValueError("'container' is only valid with architecture 'container'")
-        if self.architecture == "persistence" and self.input_features != self.output_features:
-            raise ValueError("persistence needs identical input and output variables")
-        if self.forcings and self.architecture not in ("fno", "sfno"):
+        arch = get_architecture(self.architecture)
+        if arch.needs_artifact and self.artifact is None:
+            raise ValueError(f"architecture {arch.name!r} needs an 'artifact'")
+        if arch.needs_container and self.container is None:
+            raise ValueError(f"architecture {arch.name!r} needs a 'container' entry with a command")
+        if not arch.needs_container and self.container is not None:
+            valid = " or ".join(repr(n) for n in names_where(lambda a: a.needs_container))
+            raise ValueError(f"'container' is only valid with architecture {valid}")
+        if arch.identical_io and self.input_features != self.output_features:
+            raise ValueError(f"{arch.name} needs identical input and output variables")
+        if self.forcings and not arch.takes_forcings:
+            forced = "/".join(names_where(lambda a: a.takes_forcings))
             raise ValueError(
-                f"'forcings' are network inputs of fno/sfno models; architecture "
-                f"{self.architecture!r} takes none"
+                f"'forcings' are network inputs of {forced} models; architecture "
+                f"{arch.name!r} takes none"
             )
         return self
 

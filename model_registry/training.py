@@ -38,6 +38,7 @@ from weather_assets.forecast.normalize import (
 )
 from weather_assets.forecast.rollout import rollout
 from weather_assets.simulator import DEFAULT_GRID, DEFAULT_LEVELS, Grid, simulate_state
+from weather_assets.verification.metrics import latitude_weights
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +74,12 @@ def simulate_history(
 
 
 def lat_weighted_rmse(forecast: np.ndarray, truth: np.ndarray, latitude: np.ndarray) -> np.ndarray:
-    """Per-feature RMSE over (sample, lat, lon) with cos(latitude) weights (WeatherBench)."""
-    w = np.cos(np.deg2rad(latitude))
-    w = (w / w.mean())[None, None, :, None]
+    """Per-feature RMSE over (sample, feature, lat, lon) arrays, area-weighted by latitude.
+
+    The verification's RMSE: the weights are ``latitude_weights`` (mean 1) and the MSE is
+    averaged over samples before the root, as the scores of a period of cycles are.
+    """
+    w = latitude_weights(latitude)[None, None, :, None]
     return np.sqrt((w * (forecast - truth) ** 2).mean(axis=(0, 2, 3)))
 
 

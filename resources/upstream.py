@@ -23,7 +23,8 @@ import numpy as np
 import xarray as xr
 from pydantic import Field
 
-from resources.storage import COMPLETE_MARKER, s3_options
+from resources.layout import complete_members
+from resources.storage import COMPLETE_MARKER, Storage, s3_options
 from weather_assets import paths
 from weather_assets.ingest.readers import read_grib, read_netcdf, read_zarr
 
@@ -118,18 +119,9 @@ class UpstreamSource(dg.ConfigurableResource):
         """Members of a complete zarr cycle (complete = consolidated metadata present)."""
         if self.kind != "zarr":
             return [0]
-        fs, root = self._fs()
-        cycle = posixpath.join(root, paths.format_analysis_time(analysis_time))
-        if not fs.exists(cycle):
-            return []
-        members = []
-        for entry in fs.ls(cycle, detail=False):
-            base = posixpath.basename(entry.rstrip("/"))
-            if base.startswith("member") and base[6:].isdigit():
-                marker = posixpath.join(entry, f"{self.data_kind}.zarr", COMPLETE_MARKER)
-                if fs.exists(marker):
-                    members.append(int(base[6:]))
-        return sorted(members)
+        options = s3_options(self.endpoint_url) if "://" in self.url else {}
+        cycle_dir = paths.format_analysis_time(analysis_time)
+        return complete_members(Storage(self.url, options), cycle_dir, self.data_kind)
 
     def read_cycle(self, analysis_time: datetime) -> xr.Dataset:
         """The cycle's analysis as a canonical dataset (with a ``member`` dim if several).

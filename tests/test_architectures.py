@@ -1,4 +1,4 @@
-"""Architecture table, tiny FNO/SFNO builds and the container runner through Dagster Pipes."""
+"""Architecture table, tiny FNO/SFNO builds and the model runners (in-process, Pipes)."""
 
 # No `from __future__ import annotations`: Dagster inspects the asset annotations at runtime.
 import sys
@@ -15,22 +15,50 @@ from model_registry.architectures import (
     ARCHITECTURES,
     Persistence,
     build_model,
-    container_command,
     get_architecture,
     new_model,
 )
-from model_registry.spec import ARCHITECTURE_NAMES, ModelSpec
+from model_registry.artifact import WEIGHTED_ARCHITECTURES
+from model_registry.spec import ModelSpec
+from resources.runners import (
+    InProcessTorchRunner,
+    PipesRunner,
+    RunRequest,
+    container_command,
+    run_container,
+    runner_class,
+    runner_resource_keys,
+)
 
 HP = {"n_modes": [4, 8], "hidden_channels": 4, "n_layers": 1}
-
-
-def test_table_matches_registry_schema():
-    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
 
 
 def test_unknown_architecture_lists_valid_names():
     with pytest.raises(ValueError, match="unknown architecture 'unet'; valid .*persistence, fno"):
         get_architecture("unet")
+
+
+def test_registry_schema_and_artifacts_read_the_table(monkeypatch):
+    """A row added to the table is a valid registry architecture, with no other edit."""
+    from dataclasses import replace
+
+    monkeypatch.setitem(ARCHITECTURES, "fno2", replace(ARCHITECTURES["fno"], name="fno2"))
+    with pytest.raises(ValueError, match="architecture 'fno2' needs an 'artifact'"):
+        _spec("fno2")
+    assert _spec("fno2", artifact={"uri": "a.zip"}).architecture == "fno2"
+    with pytest.raises(ValueError, match="valid architectures are: .*container, fno2"):
+        _spec("unet")
+    assert WEIGHTED_ARCHITECTURES == {"fno", "sfno"}
+
+
+def test_runner_of_each_architecture():
+    assert runner_class(_spec("persistence")) is InProcessTorchRunner
+    assert runner_resource_keys(_spec("persistence")) == set()
+    boxed = _spec("container", container={"command": ["run"]})
+    assert runner_class(boxed) is PipesRunner
+    assert runner_resource_keys(boxed) == {"pipes_client"}
+    assert get_architecture("container").kind == "docker"
+    assert {get_architecture(n).kind for n in ("persistence", "fno", "sfno")} == {"pytorch"}
 
 
 def test_persistence_is_zero_tendency():
@@ -110,6 +138,66 @@ def test_container_has_no_torch_module():
         new_model("container", {}, 3, 3)
 
 
+def _spec(architecture, **extra):
+    return ModelSpec.model_validate(
+        {
+            "name": "m",
+            "architecture": architecture,
+            "input_variables": [{"name": "2m_temperature"}],
+            "output_variables": [{"name": "2m_temperature"}],
+            "timestep": "6h",
+            "max_lead_time": "12h",
+            **extra,
+        }
+    )
+
+
+def test_in_process_runner_writes_every_member(tmp_path):
+    from weather_assets.forecast.normalize import FEATURE_DIM
+
+    spec = _spec("persistence", members=2)
+    state = np.arange(12.0, dtype=np.float32).reshape(1, 1, 3, 4)
+    normalized = xr.Dataset(
+        {"state": (("time", FEATURE_DIM, "latitude", "longitude"), state)},
+        coords={
+            "time": [np.datetime64("2026-01-01T06:00", "ns")],
+            FEATURE_DIM: spec.input_features,
+            "latitude": [10.0, 0.0, -10.0],
+            "longitude": [0.0, 10.0, 20.0, 30.0],
+        },
+    )
+    urls = [str(tmp_path / f"member{k}.zarr") for k in range(2)]
+    md = InProcessTorchRunner().run(
+        RunRequest(
+            spec=spec,
+            artifact=None,
+            analysis_time=datetime(2026, 1, 1, 6, tzinfo=UTC),
+            output_urls=urls,
+            normalized=normalized,
+            device="cpu",
+            attrs={"model": "m"},
+        )
+    )
+    assert md["steps"] == 2 and md["members"] == 2 and md["device"] == "cpu"
+    control = xr.open_zarr(urls[0])
+    assert control.attrs["model"] == "m"
+    np.testing.assert_array_equal(control["2m_temperature"].values[0, -1], state[0, 0])
+    assert xr.open_zarr(urls[1]).sizes["lead_time"] == 2
+
+
+def test_pipes_runner_writes_one_store():
+    runner = PipesRunner(context=None, client=dg.PipesSubprocessClient())
+    request = RunRequest(
+        spec=_spec("container", container={"command": ["run"]}),
+        artifact=None,
+        analysis_time=datetime(2026, 1, 1, 6, tzinfo=UTC),
+        output_urls=["a.zarr", "b.zarr"],
+        input_url="in.zarr",
+    )
+    with pytest.raises(ValueError, match="writes one store, got 2 output URLs"):
+        runner.run(request)
+
+
 ENTRY_POINT = textwrap.dedent(
     """
     import argparse, os
@@ -138,8 +226,6 @@ ENTRY_POINT = textwrap.dedent(
 
 
 def test_container_runs_locally_through_pipes(tmp_path):
-    from model_registry.architectures import run_container
-
     script = tmp_path / "entry.py"
     script.write_text(ENTRY_POINT)
     src, dst = tmp_path / "in.zarr", tmp_path / "out.zarr"
@@ -192,8 +278,6 @@ def test_container_on_kubernetes_builds_a_gpu_pod():
     """The k8s path hands PipesK8sClient a pod spec that dagster-k8s turns into a valid pod."""
     from dagster_k8s import PipesK8sClient
     from dagster_k8s.pipes import build_pod_body
-
-    from model_registry.architectures import run_container
 
     class Recording(PipesK8sClient):
         def run(self, **kwargs):  # stands in for the cluster: record what would be launched

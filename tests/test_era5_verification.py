@@ -16,15 +16,12 @@ import pytest
 import xarray as xr
 
 from model_registry.registry import load_registry
+from resources.layout import forecast_relpath, sibling
 from resources.storage import Storage
 from resources.upstream import UpstreamSource
 from weather_assets.keys import verification_key
 from weather_assets.settings import load_settings
-from weather_assets.verification.assets import (
-    build_verification_assets,
-    default_forecast_layout,
-    sibling,
-)
+from weather_assets.verification.factory import build_verification_assets
 from weather_assets.verification.schemas import validate_scores
 from weather_assets.verification.scores import verify_forecast
 
@@ -107,7 +104,7 @@ def test_era5_through_the_dagster_assets(wx_env, era5_grib, monkeypatch, era5_st
     )
     forecast = persistence_ensemble(era5_states[0])
     store = Storage(settings.storage_root)
-    path = default_forecast_layout(settings)(spec)(T0, 0)
+    path = forecast_relpath(spec, settings, T0)
     store.write_zarr(forecast, path)
 
     pdef = base.resolve_asset_graph().get(raw_key).partitions_def

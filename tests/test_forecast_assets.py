@@ -20,16 +20,11 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from model_registry.architectures import build_model, new_model
 from model_registry.artifact import GridSummary, build_artifact, load_artifact, sha256_file
 from model_registry.registry import DEFAULT_REGISTRY_DIR, k8s_config, load_registry, load_spec
+from resources.layout import open_forecast, raw_inputs_relpath, store_relpath
 from resources.storage import Storage, StorageResource
-from weather_assets.forecast.assets import (
-    build_model_assets,
-    build_registry_assets,
-    open_forecast,
-    store_relpath,
-)
+from weather_assets.forecast.assets import build_model_assets, build_registry_assets
 from weather_assets.forecast.normalize import compute_stats, stack_features, standardize
 from weather_assets.forecast.rollout import rollout
-from weather_assets.ingest.layout import raw_inputs_relpath
 from weather_assets.keys import forecast_key
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import load_settings
@@ -335,7 +330,7 @@ ENTRY_POINT = textwrap.dedent(
     from dagster_pipes import open_dagster_pipes
     from model_registry.architectures import Persistence
     from weather_assets.forecast.normalize import identity_stats
-    from weather_assets.forecast.rollout import run_forecast
+    from resources.forecast_run import run_forecast
 
     parser = argparse.ArgumentParser()
     for arg in ("--input", "--output", "--analysis-time"):

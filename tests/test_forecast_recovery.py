@@ -14,10 +14,10 @@ import yaml
 
 from model_registry.registry import DEFAULT_REGISTRY_DIR
 from model_registry.training import untrained_artifact
+from resources.layout import raw_inputs_relpath
 from resources.storage import Storage
 from tests.conftest import ROOT
 from weather_assets.backfill import materialize_command
-from weather_assets.ingest.layout import raw_inputs_relpath
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.settings import load_settings
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dask
 import dask.array as dsa
 import numpy as np
+import pandas as pd
 import pytest
 import scores
 import xarray as xr
@@ -101,6 +102,27 @@ def test_area_weights_single_latitude_and_errors() -> None:
         m.area_weights(xr.DataArray([0.0, 100.0], dims="latitude"))
     with pytest.raises(ValueError, match="1-D"):
         m.area_weights(xr.DataArray(np.zeros((2, 2)), dims=("y", "x")))
+
+
+def test_latitude_weights_are_area_weights_and_cos_latitude_off_the_poles() -> None:
+    lat = np.linspace(-90, 90, 19)
+    w = m.latitude_weights(lat)
+    np.testing.assert_array_equal(w, m.area_weights(xr.DataArray(lat, dims="latitude")).values)
+    assert w.mean() == pytest.approx(1.0, rel=1e-14)
+    # sin(lat + d/2) - sin(lat - d/2) = 2 cos(lat) sin(d/2): exactly cos(lat) between the poles
+    cos = np.cos(np.deg2rad(lat[1:-1]))
+    np.testing.assert_allclose(w[1:-1] / w[9], cos, rtol=1e-12)
+    # the polar half cells [85, 90] have an area; cos(90) has none
+    assert (
+        w[0]
+        == w[-1]
+        == pytest.approx((1 - np.cos(np.deg2rad(5))) / (2 * np.sin(np.deg2rad(5))) * w[9])
+    )
+    regional = np.arange(30.0, 60.5, 0.5)  # no pole: proportional to cos(lat) everywhere
+    cos = np.cos(np.deg2rad(regional))
+    np.testing.assert_allclose(m.latitude_weights(regional), cos / cos.mean(), rtol=1e-12)
+    with pytest.raises(ValueError, match="1-D"):
+        m.latitude_weights(np.zeros((2, 2)))
 
 
 def test_spatial_weights_latlon_vs_projected(pair: tuple[xr.DataArray, xr.DataArray]) -> None:
@@ -275,6 +297,17 @@ def test_spread_skill_ratio_near_one_for_a_reliable_ensemble() -> None:
     forecast, truth = (x.assign_coords(coords) for x in (forecast, truth))
     ratio = float(m.spread_skill_ratio(forecast, truth, time_dims=("time",)))
     assert ratio == pytest.approx(1.0, abs=0.02)
+
+
+def test_spread_skill_from_its_parts_is_nan_where_the_mean_is_exact() -> None:
+    spread = xr.DataArray([1.0, 2.0, 3.0], dims="lead_time")
+    skill = xr.DataArray([2.0, 0.0, np.nan], dims="lead_time")
+    ratio = m.spread_skill(spread, skill, 4)
+    np.testing.assert_allclose(ratio.values, [np.sqrt(5 / 4) * 0.5, np.nan, np.nan])
+    # pandas, with the ensemble size per row (the aggregation over a period)
+    table = pd.Series([1.0, 1.0, 1.0])
+    got = m.spread_skill(table, pd.Series([1.0, 2.0, 0.0]), pd.Series([3, 8, 8]))
+    np.testing.assert_allclose(got, [np.sqrt(4 / 3), np.sqrt(9 / 8) / 2, np.nan])
 
 
 def test_ensemble_errors(ensemble: tuple[xr.DataArray, xr.DataArray]) -> None:

@@ -50,3 +50,18 @@ def test_tz_aware_time_converted_to_utc():
 def test_malformed_key_names_it():
     with pytest.raises(ValueError, match="2026-01-01 06:00"):
         partition_key_to_time("2026-01-01 06:00")
+
+
+def test_cadence_and_offsets_for_data_at_partition_times():
+    from weather_assets.partitions import partition_cadence, partition_offset
+
+    six = timedelta(hours=6)
+    assert partition_cadence(analysis_time_partitions("2026-01-01T0000Z")) == six
+    twelve = analysis_time_partitions("2026-01-01T0000Z", "0 */12 * * *")
+    assert partition_cadence(twelve) == timedelta(hours=12)
+    assert partition_offset(timedelta(days=5), six) == 20
+    # A 6-hourly model's 18 h lead on 12-hourly analyses: the last analysis is at +12 h.
+    assert partition_offset(timedelta(hours=18), timedelta(hours=12)) == 1
+    assert partition_offset(timedelta(0), six) == 0
+    with pytest.raises(ValueError, match="negative"):
+        partition_offset(-six, six)

@@ -8,10 +8,10 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from resources.layout import open_raw_inputs, raw_inputs_relpath
 from resources.storage import Storage
 from tests.conftest import ROOT
 from weather_assets.backfill import materialize_command
-from weather_assets.ingest.layout import open_raw_inputs, raw_inputs_relpath
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.settings import load_settings
 

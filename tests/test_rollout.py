@@ -1,8 +1,11 @@
-"""Rollout maths, ensembles, determinism, input checks and the forecast zarr layout."""
+"""Rollout maths, ensembles, determinism, input checks, the forecast layout and its output."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +14,15 @@ import xarray as xr
 
 from model_registry.architectures import Persistence, new_model
 from model_registry.artifact import GridSummary
+from resources.forecast_run import run_forecast
+from resources.forecast_writer import ZarrForecastOutput, forecast_output
+from resources.storage import open_zarr_url, to_zarr
 from weather_assets.canonical import features_of
+from weather_assets.forecast.dataset import (
+    ForecastLayout,
+    forecast_encoding,
+    steps_to_dataset,
+)
 from weather_assets.forecast.normalize import (
     compute_stats,
     forcing_fields,
@@ -19,14 +30,7 @@ from weather_assets.forecast.normalize import (
     stack_features,
     standardize,
 )
-from weather_assets.forecast.rollout import (
-    check_grid,
-    forecast_encoding,
-    rollout,
-    run_forecast,
-    steps_to_dataset,
-    write_steps,
-)
+from weather_assets.forecast.rollout import check_grid, rollout
 from weather_assets.simulator import Grid, simulate_state
 
 GRID = Grid(-90.0, 90.0, 0.0, 340.0, 20.0)  # 10 x 18
@@ -130,15 +134,17 @@ def test_ensemble_control_and_perturbations(setup):
     f, stats = setup["features"], setup["stats"]
     s0 = standardize(setup["states"].isel(time=[0]), stats).values
     model = tiny_fno(len(f))
-    control = list(rollout(s0, model, stats, 2, features=f, timestep=SIX))[-1].state
-    ens = list(rollout(s0, model, stats, 2, features=f, timestep=SIX, members=3, seed=7))[-1].state
+    # On the CPU: the tolerances below are CPU rounding (test_cuda_matches_cpu covers CUDA).
+    kw = dict(features=f, timestep=SIX, device="cpu")
+    control = list(rollout(s0, model, stats, 2, **kw))[-1].state
+    ens = list(rollout(s0, model, stats, 2, members=3, seed=7, **kw))[-1].state
     assert ens.shape[0] == 3
     # Batched and single-member convolutions round differently in the last bits only.
     np.testing.assert_allclose(ens[0], control[0], rtol=1e-5, atol=1e-4)
     assert not np.allclose(ens[1], ens[0]) and not np.allclose(ens[2], ens[1])
-    again = list(rollout(s0, model, stats, 2, features=f, timestep=SIX, members=3, seed=7))
+    again = list(rollout(s0, model, stats, 2, members=3, seed=7, **kw))
     np.testing.assert_array_equal(again[-1].state, ens)
-    other = list(rollout(s0, model, stats, 2, features=f, timestep=SIX, members=3, seed=8))
+    other = list(rollout(s0, model, stats, 2, members=3, seed=8, **kw))
     assert not np.array_equal(other[-1].state[1], ens[1])
 
 
@@ -236,24 +242,16 @@ def test_write_matches_in_memory_and_is_chunked_per_lead(setup, tmp_path):
 
 def test_write_one_store_per_member(setup, tmp_path):
     f = setup["features"]
-    x0 = setup["states"].isel(time=0).values
     stores = [str(tmp_path / f"m{k}.zarr") for k in range(2)]
-    write_steps(
-        rollout(
-            x0,
-            Persistence(),
-            identity_stats(f),
-            2,
-            features=f,
-            timestep=SIX,
-            members=2,
-            perturbation=1.0,
-        ),
-        stores,
-        analysis_time="2026-01-01",
-        features=f,
-        latitude=GRID.latitude,
-        longitude=GRID.longitude,
+    run_forecast(
+        setup["states"].isel(time=[0]),  # identity statistics: standardized = physical
+        Persistence(),
+        identity_stats(f),
+        steps=2,
+        timestep=SIX,
+        stores=stores,
+        members=2,
+        perturbation=1.0,
     )
     m0, m1 = (xr.open_zarr(s) for s in stores)
     assert "member" not in m0.dims and m0.sizes["lead_time"] == 2
@@ -305,32 +303,36 @@ def test_model_failure_mid_rollout_propagates(setup, tmp_path):
                 raise RuntimeError("device lost")
             return super().forward(x)
 
-    x0 = setup["states"].isel(time=0).values
     with pytest.raises(RuntimeError, match="device lost"):
-        write_steps(
-            rollout(x0, FailsSecond(), identity_stats(f), 4, features=f, timestep=SIX),
-            [str(tmp_path / "fc.zarr")],
-            analysis_time="2026-01-01",
-            features=f,
-            latitude=GRID.latitude,
-            longitude=GRID.longitude,
+        run_forecast(
+            setup["states"].isel(time=[0]),
+            FailsSecond(),
+            identity_stats(f),
+            steps=4,
+            timestep=SIX,
+            stores=[str(tmp_path / "fc.zarr")],
         )
+    assert (tmp_path / "fc.zarr" / "2m_temperature" / "0.0.0.0").is_file()  # lead 1 written
     assert not (tmp_path / "fc.zarr" / ".zmetadata").exists()  # never marked complete
 
 
-def test_writer_failure_propagates(setup, tmp_path):
+def test_writer_failure_propagates_before_compute(setup, tmp_path):
     f = setup["features"]
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    x0 = setup["states"].isel(time=0).values
+
+    class Exploding(torch.nn.Module):
+        def forward(self, x):
+            raise AssertionError("model must not run when the store cannot be laid out")
+
     with pytest.raises(OSError):
-        write_steps(
-            rollout(x0, Persistence(), identity_stats(f), 6, features=f, timestep=SIX),
-            [str(blocker / "fc.zarr")],
-            analysis_time="2026-01-01",
-            features=f,
-            latitude=GRID.latitude,
-            longitude=GRID.longitude,
+        run_forecast(
+            setup["states"].isel(time=[0]),
+            Exploding(),
+            identity_stats(f),
+            steps=6,
+            timestep=SIX,
+            stores=[str(blocker / "fc.zarr")],
         )
 
 
@@ -340,7 +342,7 @@ def test_forcings_are_recomputed_at_each_steps_valid_time(setup):
 
     class Recording(torch.nn.Module):
         def forward(self, x):
-            seen.append(x.detach().clone())
+            seen.append(x.detach().cpu().clone())  # the rollout may run on CUDA
             return torch.zeros_like(x[:, : len(f)])  # state channels come first
 
     x0 = np.zeros((len(f), 10, 18), np.float32)
@@ -423,6 +425,7 @@ def test_run_forecast_with_forcings_uses_the_analysis_time(setup, tmp_path):
         stores=[str(store)],
         members=2,
         forcings=FORCINGS,
+        device="cpu",  # compared bit for bit with the rollout below
     )
     written = xr.open_zarr(store, consolidated=True)
     assert written.sizes["member"] == 2 and not written["temperature"].isnull().any()
@@ -437,6 +440,7 @@ def test_run_forecast_with_forcings_uses_the_analysis_time(setup, tmp_path):
             members=2,
             forcings=FORCINGS,
             analysis_time="2026-01-01T06:00",
+            device="cpu",
             **GRID_KW,
         ),
         analysis_time=normalized["time"].values[0],
@@ -446,3 +450,126 @@ def test_run_forecast_with_forcings_uses_the_analysis_time(setup, tmp_path):
     )
     for var in expected.data_vars:
         np.testing.assert_array_equal(written[var].values, expected[var].values)
+
+
+# ---------------------------------------------------------------------------------------------
+# the zarr forecast output
+
+
+def _steps_for(setup, features, members):
+    states = stack_features(setup["hist"], features)
+    stats = compute_stats(states)
+    s0 = standardize(states.isel(time=[1]), stats).values
+    model = tiny_fno(len(features))
+    kw = dict(features=features, timestep=SIX, members=members, device="cpu")
+    return list(rollout(s0, model, stats, 3, **kw))
+
+
+def _metadata(url) -> dict:
+    return json.loads((Path(url) / ".zmetadata").read_text())
+
+
+# A feature order of its own and a level that one variable lacks (read as NaN there).
+SHUFFLED = [
+    "temperature_850hPa",
+    "mean_sea_level_pressure",
+    "geopotential_500hPa",
+    "2m_temperature",
+    "temperature_500hPa",
+    "10m_u_component_of_wind",
+    "10m_v_component_of_wind",
+]
+
+
+@pytest.mark.parametrize(
+    "members, n_stores, shuffled",
+    [(1, 1, False), (3, 1, False), (2, 2, False), (2, 1, True)],
+    ids=["control", "ensemble-store", "store-per-member", "shuffled-features"],
+)
+def test_output_store_equals_plain_to_zarr(setup, tmp_path, members, n_stores, shuffled):
+    features = SHUFFLED if shuffled else setup["features"]
+    steps = _steps_for(setup, features, members)
+    layout = ForecastLayout(
+        analysis_time="2026-01-01T06:00",
+        features=features,
+        latitude=GRID.latitude,
+        longitude=GRID.longitude,
+        lead_times=[s.lead_time for s in steps],
+        members=members,
+        attrs={"model": "tiny", "version": 3},
+    )
+    urls = [str(tmp_path / f"out{k}.zarr") for k in range(n_stores)]
+    output = ZarrForecastOutput(urls)
+    output.open(layout)
+    assert output.write_initial_state(steps[0].state) == 0  # lead time 0 is not stored
+    for step in reversed(steps):  # any order: each lead time has its own chunks
+        output.write_step(step)
+    output.close()
+
+    kw = dict(
+        analysis_time=layout.analysis_time,
+        features=features,
+        latitude=GRID.latitude,
+        longitude=GRID.longitude,
+        attrs=layout.attrs,
+    )
+    if n_stores == 1:
+        expected = [steps_to_dataset(steps, ensemble=members > 1, **kw)]
+    else:
+        expected = [
+            steps_to_dataset([replace(s, state=s.state[k : k + 1]) for s in steps], **kw)
+            for k in range(members)
+        ]
+    for k, (url, ds) in enumerate(zip(urls, expected, strict=True)):
+        plain = str(tmp_path / f"plain{k}.zarr")
+        to_zarr(ds, plain, encoding=forecast_encoding(ds))  # the whole forecast at once
+        written, reference = open_zarr_url(url), open_zarr_url(plain)
+        xr.testing.assert_identical(written, reference)
+        assert _metadata(url) == _metadata(plain)  # dims, chunks, encodings, attrs, fill values
+        for name in reference.variables:
+            assert written[name].encoding.get("chunks") == reference[name].encoding.get("chunks")
+    if shuffled:
+        assert written["temperature"].dims[:3] == ("time", "lead_time", "member")
+        assert written["geopotential"].sel(level=850).isnull().all()  # no such feature
+        assert not written["temperature"].isnull().any()
+
+
+def test_output_lifecycle_errors(setup, tmp_path):
+    f = setup["features"]
+    steps = _steps_for(setup, f, 2)
+    layout = ForecastLayout(
+        analysis_time="2026-01-01T06:00",
+        features=f,
+        latitude=GRID.latitude,
+        longitude=GRID.longitude,
+        lead_times=[SIX, 2 * SIX],
+        members=2,
+    )
+    with pytest.raises(KeyError, match=r"unknown forecast output 'grib2'.*\['zarr'\]"):
+        forecast_output("grib2", [str(tmp_path / "x.zarr")])
+    output = forecast_output("zarr", [str(tmp_path / "fc.zarr")])
+    with pytest.raises(RuntimeError, match="not open"):
+        output.write_step(steps[0])
+    with pytest.raises(ValueError, match="3 stores for 2 members"):
+        ZarrForecastOutput([str(tmp_path / f"m{k}.zarr") for k in range(3)]).open(layout)
+    output.open(layout)
+    with pytest.raises(ValueError, match="lead time 18:00:00 is not among the planned ones"):
+        output.write_step(steps[2])
+    with pytest.raises(ValueError, match="does not match the layout"):
+        output.write_step(replace(steps[0], state=steps[0].state[:1]))
+    output.write_step(steps[0])
+    with pytest.raises(ValueError, match=r"lead times \[datetime.timedelta\(seconds=43200\)\]"):
+        output.close()
+    assert not (tmp_path / "fc.zarr" / ".zmetadata").exists()  # not complete
+    output.write_step(steps[1])
+    output.close()
+    assert (tmp_path / "fc.zarr" / ".zmetadata").is_file()
+    with pytest.raises(ValueError, match="at least one lead time"):
+        run_forecast(
+            setup["states"].isel(time=[0]),
+            Persistence(),
+            identity_stats(f),
+            steps=0,
+            timestep=SIX,
+            stores=[str(tmp_path / "none.zarr")],
+        )

@@ -15,7 +15,7 @@ import numpy as np
 import s3fs
 import xarray as xr
 
-from weather_assets.ingest.layout import raw_inputs_relpath
+from resources.layout import raw_inputs_relpath
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.keys import raw_inputs_key
 from weather_assets.settings import DEFAULT_BBOX, DEFAULT_RESOLUTION, load_settings

@@ -10,6 +10,7 @@ import pytest
 
 from weather_assets.verification.scorecard import (
     CARD_COLUMNS,
+    last_period,
     png_markdown,
     scorecard_grid,
     scorecard_markdown,
@@ -112,3 +113,13 @@ def test_markdown_and_png():
     empty = scorecard_table(_table("persistence", BASE))
     assert empty.empty and "no model" in scorecard_markdown(empty)
     assert scorecard_png(empty)[:4] == b"\x89PNG"
+
+
+def test_last_period_ends_at_the_latest_cycle():
+    table = pd.DataFrame(
+        {"analysis_time": [T0 + pd.Timedelta(days=d) for d in (0, 1, 5, 7, 8)], "value": 1.0}
+    )
+    period, start, end = last_period(table, 7.0)
+    assert end == T0 + pd.Timedelta(days=8) and start == T0 + pd.Timedelta(days=1)
+    # (start, end]: the cycle exactly period_days before the latest is left out
+    assert list(period["analysis_time"]) == [T0 + pd.Timedelta(days=d) for d in (5, 7, 8)]

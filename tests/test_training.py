@@ -17,12 +17,15 @@ from model_registry.registry import DEFAULT_REGISTRY_DIR
 from model_registry.training import (
     evaluate_vs_persistence,
     horizon_loss_weights,
+    lat_weighted_rmse,
     simulate_history,
     train_fno,
 )
+from tests.test_verification_scores import persistence_forecast
 from weather_assets.canonical import features_of
 from weather_assets.forecast.normalize import compute_stats, stack_features
 from weather_assets.simulator import Grid
+from weather_assets.verification.scores import aggregate_scores, feature_label, verify_forecast
 
 GRID = Grid(-90.0, 90.0, 0.0, 350.0, 10.0)  # 19 x 36: trains in a few seconds
 START = pd.Timestamp("2026-01-01")
@@ -79,6 +82,45 @@ def test_beats_persistence_at_24h_on_held_out_cycles(trained):
     # 24 h persistence repeats the diurnal cycle exactly; with the local-hour forcings the
     # model follows the sun too and wins clearly on 2 m temperature.
     assert scores["2m_temperature"][0] < 0.7 * scores["2m_temperature"][1], scores
+
+
+def test_held_out_rmse_is_the_verification_rmse(trained):
+    """Training's evaluation and the verification score the same forecasts the same way."""
+    held_out = simulate_history(END, END + pd.Timedelta(days=2), grid=GRID)
+    scores = evaluate_vs_persistence(
+        trained.model, trained.stats, held_out, trained.features, forcings=trained.forcings
+    )
+    lead = pd.to_timedelta([24], unit="h")
+    steps = 4  # 24 h in 6 h steps
+    tables = [
+        verify_forecast(
+            persistence_forecast(held_out.isel(time=[i]), lead),
+            held_out.isel(time=[i + steps]),
+            model="persistence",
+        ).table
+        for i in range(held_out.sizes["time"] - steps)
+    ]
+    agg = aggregate_scores(pd.concat(tables, ignore_index=True))
+    rmse = agg[agg["metric"] == "rmse"]
+    verified = {
+        feature_label(v, lev): x
+        for v, lev, x in zip(rmse["variable"], rmse["level"], rmse["value"], strict=True)
+    }
+    assert set(verified) == set(scores)
+    for feature, (_, persistence) in scores.items():
+        assert persistence == pytest.approx(verified[feature], rel=1e-5), feature
+    # One cycle: the table's RMSE is lat_weighted_rmse of that cycle alone.
+    states = stack_features(held_out, trained.features)
+    one = lat_weighted_rmse(
+        states.values[:1], states.values[steps : steps + 1], states["latitude"].values
+    )
+    first = tables[0][tables[0]["metric"] == "rmse"]
+    first = {
+        feature_label(v, lev): x
+        for v, lev, x in zip(first["variable"], first["level"], first["value"], strict=True)
+    }
+    for feature, value in zip(trained.features, one, strict=True):
+        assert first[feature] == pytest.approx(value, rel=1e-5), feature
 
 
 def test_horizon_loss_weights_raise_2m_temperature():

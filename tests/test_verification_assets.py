@@ -14,18 +14,14 @@ import pytest
 import xarray as xr
 
 from model_registry.registry import load_registry
+from resources.layout import forecast_relpath, raw_inputs_relpath, scores_relpath
 from resources.storage import Storage, StorageResource
 from tests.test_verification_scores import persistence_forecast
-from weather_assets.ingest.layout import raw_inputs_relpath
 from weather_assets.keys import SCORECARD_KEY, climatology_key, forecast_key, verification_key
 from weather_assets.partitions import analysis_time_partitions, time_to_partition_key
 from weather_assets.settings import load_settings
 from weather_assets.simulator import simulate_state
-from weather_assets.verification.assets import (
-    build_verification_assets,
-    default_forecast_layout,
-    sibling,
-)
+from weather_assets.verification.factory import build_verification_assets
 from weather_assets.verification.scores import verify_forecast
 
 T0 = datetime(2026, 1, 1, 0, tzinfo=UTC)
@@ -80,13 +76,13 @@ def _write_forecast(settings, spec, t0: datetime, blend: float = 0.0) -> xr.Data
         fc = fc.transpose("time", "lead_time", ...)
         for name in fc.data_vars:
             fc[name].attrs = simulate_state(t0)[name].attrs
-    path = default_forecast_layout(settings)(spec)(t0, 0)
+    path = forecast_relpath(spec, settings, t0)
     Storage(settings.storage_root).write_zarr(fc, path)
     return fc
 
 
 def _scores_path(settings, spec, t0) -> str:
-    return sibling(default_forecast_layout(settings)(spec)(t0, 0), "scores.parquet")
+    return scores_relpath(spec, settings, t0)
 
 
 def _materialization(result, key: dg.AssetKey):
@@ -221,7 +217,7 @@ def test_bad_forecast_fails_clearly_and_keeps_previous_scores(settings):
     store = Storage(settings.storage_root)
     before = pd.read_parquet(store.url(_scores_path(settings, spec, T0)))
     coarse = persistence_forecast(simulate_state(T0).isel(latitude=slice(None, None, 2)), LEADS)
-    store.write_zarr(coarse, default_forecast_layout(settings)(spec)(T0, 0))
+    store.write_zarr(coarse, forecast_relpath(spec, settings, T0))
     failed = _run(defs, verification_key("persistence"), KEY, ok=False)
     assert not failed.success
     assert "different grids" in str(failed.all_events)
@@ -396,8 +392,8 @@ def test_with_the_real_forecast_assets(tmp_path):
 
 
 def test_scores_tables_round_trip_on_s3(s3_bucket):
+    from resources.layout import read_table, write_table
     from resources.storage import s3_options
-    from weather_assets.verification.assets import read_table, write_table
     from weather_assets.verification.scores import empty_table
 
     bucket, endpoint = s3_bucket

@@ -8,7 +8,9 @@ import pandera.pandas as pa
 import pytest
 import scores as scores_pkg
 import xarray as xr
+from typer.testing import CliRunner
 
+from weather_assets.cli import app
 from weather_assets.simulator import Grid, simulate_state
 from weather_assets.verification import metrics as m
 from weather_assets.verification.climatology import compute_climatology
@@ -16,7 +18,6 @@ from weather_assets.verification.schemas import AGGREGATE_SCHEMA, validate_score
 from weather_assets.verification.scores import (
     SURFACE_LEVEL,
     aggregate_scores,
-    main,
     verify_forecast,
 )
 
@@ -355,32 +356,56 @@ def test_aggregate_spread_skill_matches_metrics_over_cycles():
     np.testing.assert_allclose(got.to_numpy(), crps.values, rtol=1e-10)
 
 
-def test_command_line_aggregates_parquet_tables(tmp_path, capsys):
-    table, _, _ = _cycles(2)
+def test_wxplat_scores_aggregates_parquet_tables(tmp_path):
+    table, _, _ = _cycles(3)
     folder = tmp_path / "scores" / "a"
     folder.mkdir(parents=True)
     table.iloc[: len(table) // 2].to_parquet(folder / "one.parquet")
     table.iloc[len(table) // 2 :].to_parquet(tmp_path / "two.parquet")
     out = tmp_path / "agg.parquet"
-    code = main(
-        [
-            str(tmp_path / "scores"),
-            str(tmp_path / "two.parquet"),
-            "--start",
-            "2026-01-01T0000Z",
-            "--end",
-            "2026-01-01T0600Z",
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "geopotential" in printed and "+24h" in printed
+    runner = CliRunner()
+    args = [str(tmp_path / "scores"), str(tmp_path / "two.parquet")]
+    period = ["--start", "2026-01-01T0000Z", "--end", "2026-01-01T0600Z"]
+    result = runner.invoke(app, ["scores", *args, *period, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "geopotential" in result.stdout and "+24h" in result.stdout
     agg = pd.read_parquet(out)
-    pd.testing.assert_frame_equal(agg, aggregate_scores(table), check_dtype=False)
-    with pytest.raises(FileNotFoundError, match="no scores tables at .*nothing-here"):
-        main([str(tmp_path / "nothing-here")])
+    assert (agg["cycles"] == 2).all()  # the third cycle (12Z) is outside the period
+    expected = aggregate_scores(table, "2026-01-01T0000Z", "2026-01-01T0600Z")
+    pd.testing.assert_frame_equal(agg, expected, check_dtype=False)
+    # ISO times work too; without bounds every cycle counts.
+    iso = runner.invoke(app, ["scores", *args, "--end", "2026-01-01T06:00:00+00:00"])
+    assert iso.exit_code == 0 and iso.stdout == result.stdout
+    assert runner.invoke(app, ["scores", *args, "--out", str(out)]).exit_code == 0
+    assert (pd.read_parquet(out)["cycles"] == 3).all()
+
+
+def test_wxplat_scores_names_what_is_wrong(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(app, ["scores", str(tmp_path / "nothing-here")])
+    assert missing.exit_code == 1
+    assert "no scores tables at" in missing.stderr and "nothing-here" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["scores", str(tmp_path / "empty")])
+    assert empty.exit_code == 1 and "no scores tables (*.parquet)" in empty.stderr
+    bad = runner.invoke(app, ["scores", str(tmp_path), "--start", "yesterday"])
+    assert bad.exit_code == 2 and "'yesterday' is not a time" in bad.output
+
+
+def test_wxplat_scores_reads_tables_on_s3(s3_bucket, wx_env, monkeypatch):
+    import fsspec
+
+    from resources.storage import s3_options
+
+    bucket, endpoint = s3_bucket
+    monkeypatch.setenv("WXPLAT_STORAGE_ENDPOINT_URL", endpoint)
+    table, _, _ = _cycles(2)
+    fs = fsspec.filesystem("s3", **s3_options(endpoint))
+    with fs.open(f"{bucket}/root/a/member0/scores.parquet", "wb") as fh:
+        table.to_parquet(fh)
+    result = CliRunner().invoke(app, ["scores", f"s3://{bucket}/root"])
+    assert result.exit_code == 0, result.output
+    assert "geopotential" in result.stdout and "+24h" in result.stdout
 
 
 def test_undefined_scores_are_nan_and_named_not_infinite():

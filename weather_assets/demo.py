@@ -29,10 +29,11 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def _ensure_demo_artifacts(specs, echo: Callable[[str], None]) -> None:
     """Train registry models whose local artifact is missing (the demo FNO)."""
+    from model_registry.architectures import get_architecture
     from model_registry.cli import train
 
     for spec in specs:
-        if spec.architecture not in ("fno", "sfno") or spec.artifact is None:
+        if not get_architecture(spec.architecture).trainable or spec.artifact is None:
             continue
         if spec.artifact.is_remote or Path(spec.artifact_location).exists():
             continue

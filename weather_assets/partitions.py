@@ -6,7 +6,7 @@ component of storage paths, so a partition key *is* a path component.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -63,3 +63,23 @@ def cadence_neighbours(
 def on_cadence(partitions_def: dg.TimeWindowPartitionsDefinition, time: datetime) -> bool:
     """Whether ``time`` is a tick of the partitions' cadence (start and end not checked)."""
     return partition_key_to_time(cadence_neighbours(partitions_def, time)[0]) == time
+
+
+def partition_cadence(partitions_def: dg.TimeWindowPartitionsDefinition) -> timedelta:
+    """Spacing of the analysis-time partitions (from the first window)."""
+    first = partitions_def.get_first_partition_window()
+    if first is None:
+        raise ValueError("the partitions definition has no partitions yet")
+    return first.end - first.start
+
+
+def partition_offset(span: timedelta, cadence: timedelta) -> int:
+    """Number of partitions after t that start at or before t + ``span``.
+
+    Data that exists only at partition times (analyses) is therefore found up to the latest
+    partition at or before t + span; times between partitions (a 6-hourly model's leads on
+    12-hourly analyses) have no partition.
+    """
+    if span < timedelta(0):
+        raise ValueError(f"time span {span} is negative")
+    return int(span // cadence)

@@ -21,18 +21,29 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import xarray as xr
 
-from model_registry.architectures import build_model, run_container
-from model_registry.artifact import LoadedArtifact, fetch_artifact, load_artifact
+from model_registry.architectures import get_architecture
+from model_registry.artifact import LoadedArtifact, fetch_artifact
 from model_registry.registry import k8s_config, pool_for
+from model_registry.resolve import (
+    DEFAULT_MODEL_CONFIG,
+    artifact_cache_dir,
+    load_model_artifact,
+    model_config_of,
+)
 from model_registry.spec import ModelSpec, format_duration
-from resources.storage import StorageResource, dataset_checksum, open_zarr_url
+from resources.layout import (
+    forecast_members,
+    join_forecast_members,
+    open_raw_inputs,
+    store_relpath,
+)
+from resources.runners import RunRequest, runner_for, runner_resource_keys
+from resources.storage import dataset_checksum, open_zarr_url
 from weather_assets import paths
 from weather_assets.forecast.checks import (
     blocking_failures,
@@ -45,8 +56,7 @@ from weather_assets.forecast.normalize import (
     stack_features,
     standardize,
 )
-from weather_assets.forecast.rollout import check_finite, check_grid, run_forecast
-from weather_assets.ingest.layout import open_raw_inputs
+from weather_assets.forecast.rollout import check_finite, check_grid
 from weather_assets.keys import artifact_key, forecast_key, normalized_key
 from weather_assets.partitions import partition_key_to_time
 from weather_assets.retries import IO_RETRY
@@ -54,114 +64,8 @@ from weather_assets.settings import PlatformSettings
 
 NORMALIZED_CODE_VERSION = "1"
 FORECAST_CODE_VERSION = "1"
-DEFAULT_MODEL_CONFIG = "default"  # path component of models without an artifact
 GROUP = "forecast"
 ARTIFACT_GROUP = "model_artifacts"
-
-
-# ---------------------------------------------------------------------------------------------
-# keys, paths and artifacts (shared with checks.py)
-
-
-def artifact_cache_dir(settings: PlatformSettings) -> Path:
-    """Where remote artifacts are downloaded (named by sha256)."""
-    return settings.home / "artifacts"
-
-
-@lru_cache(maxsize=4)
-def _load_cached(path: str, size: int, mtime_ns: int, sha256: str | None) -> LoadedArtifact:
-    # Keyed on the file's size and mtime too, so a retrained local artifact is reloaded.
-    return load_artifact(path, expected_sha256=sha256)
-
-
-def load_model_artifact(spec: ModelSpec, settings: PlatformSettings) -> LoadedArtifact | None:
-    """The spec's validated artifact (fetched and cached), or None when it has none."""
-    if spec.artifact is None or spec.artifact_location is None:
-        return None
-    path, _ = fetch_artifact(
-        spec.artifact_location, spec.artifact.sha256, artifact_cache_dir(settings)
-    )
-    st = path.stat()
-    loaded = _load_cached(str(path), st.st_size, st.st_mtime_ns, spec.artifact.sha256)
-    problems = []
-    if list(loaded.manifest.input_features) != spec.input_features:
-        problems.append(
-            f"input features {list(loaded.manifest.input_features)} != registry "
-            f"{spec.input_features}"
-        )
-    if list(loaded.manifest.output_features) != spec.output_features:
-        problems.append("output features differ from the registry's")
-    if list(loaded.manifest.forcings) != list(spec.forcings):
-        problems.append(
-            f"forcings {list(loaded.manifest.forcings)} != registry {list(spec.forcings)} "
-            "(retrain the artifact for this entry)"
-        )
-    if loaded.manifest.timestep != spec.timestep:
-        problems.append(
-            f"timestep {format_duration(loaded.manifest.timestep)} != registry "
-            f"{format_duration(spec.timestep)}"
-        )
-    if loaded.manifest.architecture.name != spec.architecture:
-        problems.append(
-            f"architecture {loaded.manifest.architecture.name!r} != registry {spec.architecture!r}"
-        )
-    if problems:
-        raise ValueError(f"artifact {path} does not fit model {spec.name!r}: {'; '.join(problems)}")
-    return loaded
-
-
-def model_config_of(loaded: LoadedArtifact | None) -> str:
-    """The ``model_config`` path component: the artifact version, else ``default``."""
-    return loaded.version if loaded is not None else DEFAULT_MODEL_CONFIG
-
-
-def store_relpath(
-    spec: ModelSpec,
-    settings: PlatformSettings,
-    analysis_time: datetime,
-    model_config: str,
-    data_kind: str,
-    member: int = 0,
-) -> str:
-    """Path of one of the model's stores, in the platform's path convention."""
-    return paths.create_path(
-        model_name=spec.name,
-        model_config=model_config,
-        bbox=settings.bbox,
-        resolution=settings.grid_resolution,
-        analysis_time=analysis_time,
-        data_kind=data_kind,
-        member=member,
-    )
-
-
-def forecast_members(spec: ModelSpec) -> list[int]:
-    """Members stored separately (``member<k>``); container models write one store."""
-    return [0] if spec.architecture == "container" else list(range(spec.members))
-
-
-def open_forecast(
-    storage: StorageResource, spec: ModelSpec, settings: PlatformSettings, analysis_time: datetime
-) -> xr.Dataset:
-    """A committed forecast, lazily; per-member stores joined along a ``member`` dim."""
-    loaded = load_model_artifact(spec, settings)
-    config = model_config_of(loaded)
-    members = forecast_members(spec)
-    stores = [
-        storage.open_zarr(store_relpath(spec, settings, analysis_time, config, "forecast", m))
-        for m in members
-    ]
-    return join_forecast_members(stores, spec)
-
-
-def join_forecast_members(stores: Sequence[xr.Dataset], spec: ModelSpec) -> xr.Dataset:
-    """One forecast of its per-member stores, joined along a ``member`` dim."""
-    if len(stores) == 1:
-        return stores[0]
-    members = forecast_members(spec)
-    joined = xr.concat(stores, dim=xr.DataArray(members, dims="member", name="member"))
-    # The forecast layout puts member after (time, lead_time), before level and the grid.
-    return joined.transpose("time", "lead_time", "member", ...)
 
 
 class ForecastRefused(ValueError):
@@ -287,15 +191,13 @@ def build_model_assets(
         partitions_def=partitions_def,
         group_name=GROUP,
         code_version=f"{FORECAST_CODE_VERSION}-{_output_version(spec)}",
-        kinds={"pytorch" if spec.architecture != "container" else "docker", "zarr"},
+        kinds={get_architecture(spec.architecture).kind, "zarr"},
         op_tags={"dagster-k8s/config": k8s_config(spec)},
         pool=pool_for(spec),
         metadata=static_md,
         automation_condition=automation_condition,
-        # Container models also need a Pipes client (subprocess locally, pod on Kubernetes).
-        required_resource_keys={"storage", "pipes_client"}
-        if spec.architecture == "container"
-        else {"storage"},
+        # Plus what the model's runner needs (Pipes models: the ``pipes_client``).
+        required_resource_keys={"storage", *runner_resource_keys(spec)},
         description=f"Forecast of {name} to {format_duration(spec.max_lead_time)}.",
         check_specs=forecast_check_specs(forecast_key(spec.name)),
     )
@@ -344,10 +246,18 @@ def build_model_assets(
         try:
             # Write-audit-publish: every member is staged, checked, then committed together.
             with store.staged_zarrs(out_rels, label=label) as urls:
-                if spec.architecture == "container":
-                    md = _run_container_step(context, spec, store, input_rel, urls[0], t)
-                else:
-                    md = _run_in_process(spec, loaded, store, normalized_ds, urls, config, attrs)
+                request = RunRequest(
+                    spec=spec,
+                    artifact=loaded,
+                    analysis_time=t,
+                    output_urls=urls,
+                    input_url=store.url(input_rel),
+                    normalized=normalized_ds,
+                    device=config.device,
+                    attrs=attrs,
+                    storage_options=store.storage_options or None,
+                )
+                md = runner_for(spec, context).run(request)
                 staged = [open_zarr_url(url, store.storage_options) for url in urls]
                 results = forecast_check_results(join_forecast_members(staged, spec), spec, t)
                 if blocking_failures(results):
@@ -476,57 +386,4 @@ def _artifact_md(loaded: LoadedArtifact | None) -> dict:
         "artifact_name": loaded.name,
         "artifact_version": loaded.version,
         "artifact_sha256": loaded.sha256,
-    }
-
-
-def _run_container_step(context, spec, store, input_rel, output_url, t) -> dict:
-    """Run an external model image through Pipes, writing into a staged store."""
-    client = context.resources.pipes_client
-    invocation = run_container(
-        context,
-        spec,
-        client=client,
-        input_url=store.url(input_rel),
-        output_url=output_url,
-        analysis_time=t,
-    )
-    reported = {}
-    for result in invocation.get_results():
-        reported.update({k: v for k, v in (getattr(result, "metadata", None) or {}).items()})
-    return {"runner": type(client).__name__, **reported}
-
-
-def _run_in_process(spec, loaded, store, normalized_ds, urls, config, attrs) -> dict:
-    """Roll the torch model out in this process, one staged store per member."""
-    hp = loaded.manifest.architecture.hyperparameters if loaded else {}
-    model = build_model(
-        spec.architecture,
-        hp,
-        spec.in_channels,  # state features, then forcings
-        len(spec.output_features),
-        state_dict=loaded.state_dict if loaded else None,
-    )
-    stats = loaded.stats if loaded is not None else identity_stats(spec.input_features)
-    summary = run_forecast(
-        normalized_ds["state"].load(),
-        model,
-        stats,
-        steps=spec.steps,
-        timestep=spec.timestep,
-        stores=urls,
-        members=spec.members,
-        grid=loaded.manifest.grid if loaded else None,
-        device=config.device,
-        attrs=attrs,
-        storage_options=store.storage_options or None,
-        forcings=spec.forcings,
-    )
-    return {
-        "device": summary.device,
-        "steps": summary.steps,
-        "members": summary.members,
-        "seconds_per_step": round(summary.mean_step_seconds, 4),
-        "step_seconds": [round(s, 4) for s in summary.step_seconds],
-        "write_seconds": round(summary.write_seconds, 3),
-        "bytes_written": summary.nbytes,
     }

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import dagster as dg
 
 from model_registry.artifact import fetch_artifact
+from model_registry.resolve import artifact_cache_dir
 from model_registry.spec import ModelSpec
-from weather_assets.forecast.assets import artifact_cache_dir
 from weather_assets.keys import artifact_key
 from weather_assets.settings import PlatformSettings
 

@@ -10,11 +10,11 @@ import numpy as np
 import xarray as xr
 
 from resources.dask import DaskResource
+from resources.layout import join_members, raw_inputs_relpath
 from resources.storage import StorageResource, combine_checksums
 from resources.upstream import UpstreamSource
 from weather_assets.ingest.checks import raw_inputs_check_results, raw_inputs_check_specs
 from weather_assets.ingest.convert import subset_domain
-from weather_assets.ingest.layout import join_members, raw_inputs_relpath
 from weather_assets.keys import raw_inputs_key, upstream_key
 from weather_assets.partitions import partition_key_to_time
 from weather_assets.retries import IO_RETRY

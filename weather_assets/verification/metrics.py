@@ -17,7 +17,8 @@ kept. Definitions follow WeatherBench 2 (WB2):
   ``crps_ensemble`` (the CRPS of the empirical distribution, M^2), ``ensemble_mean_rmse``,
   ``spread`` (sqrt of the spatially and time averaged unbiased ensemble variance) and
   ``spread_skill_ratio`` = sqrt((M+1)/M) * spread / ensemble-mean RMSE, the factor WB2 applies so
-  that a perfectly reliable M-member ensemble scores 1 (Fortin et al. 2014).
+  that a perfectly reliable M-member ensemble scores 1 (Fortin et al. 2014); ``spread_skill``
+  is that formula on already computed spread and RMSE (the scores tables use it).
 
 The CRPS spread term uses the sorted-ensemble identity
 ``sum_{i,j} |x_i - x_j| = 2 sum_i (2i - M - 1) x_(i)``: O(M log M) time and O(M) memory per
@@ -29,7 +30,8 @@ only (weights renormalized); ``count_valid`` gives how many there were. Inputs m
 coordinates exactly on common dims (a mismatched grid raises instead of being inner-joined
 into a smaller domain).
 
-Weights: ``area_weights`` gives cell-area weights for regular latitude-longitude grids.
+Weights: ``latitude_weights`` (numpy) and ``area_weights`` (xarray) give cell-area weights for
+regular latitude-longitude grids; training's held-out evaluation uses the same function.
 Projected limited-area grids (dims ``y``/``x``) are treated as equal-area and left unweighted
 (``spatial_weights`` returns None for them): on the conformal projections regional models use,
 cell areas vary by only a few percent across a domain. Weights must be non-negative and free of NaN;
@@ -43,12 +45,15 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
 import numpy as np
+import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 
 SPATIAL_DIMS: tuple[str, str] = ("latitude", "longitude")
 MEMBER_DIM = "member"
 
 T = TypeVar("T", xr.DataArray, xr.Dataset)
+S = TypeVar("S", xr.DataArray, xr.Dataset, pd.Series)
 R = TypeVar("R")
 
 
@@ -56,35 +61,43 @@ R = TypeVar("R")
 # weights
 
 
-def area_weights(latitude: xr.DataArray) -> xr.DataArray:
-    """Cell-area weights of a regular lat-lon grid, normalized to mean 1 along latitude.
+def latitude_weights(latitude: ArrayLike) -> np.ndarray:
+    """Cell-area weights of the rows of a regular lat-lon grid, normalized to mean 1.
 
-    A cell spans half-way to its neighbours (the outer cells as far again outward, clipped to
-    +-90 degrees); its area is proportional to sin(upper bound) - sin(lower bound). Works for
-    ascending or descending latitude.
+    The one latitude weighting of the platform: verification (:func:`area_weights`) and the
+    held-out evaluation of training use it, so their RMSEs agree. A cell spans half-way to its
+    neighbours (the outer cells as far again outward, clipped to +-90 degrees); its area is
+    proportional to sin(upper bound) - sin(lower bound) = 2 cos(lat) sin(step / 2), i.e. to
+    cos(lat) except in a row at a pole, whose half cell has a positive area where cos(lat) is
+    0. Works for ascending or descending latitude; a dask array stays lazy (and unchecked).
     """
-    if latitude.ndim != 1:
-        raise ValueError(f"area_weights needs a 1-D latitude, got dims {latitude.dims}")
-    lat = latitude.data
-    if isinstance(lat, np.ndarray):
-        lat = lat.astype(np.float64)
+    lat = latitude
+    if not hasattr(lat, "dask"):
+        lat = np.asarray(lat, dtype=np.float64)
+        if lat.ndim != 1:
+            raise ValueError(f"latitude weights need a 1-D latitude, got shape {lat.shape}")
         if np.any(np.abs(lat) > 90) or not np.isfinite(lat).all():
             raise ValueError("latitude values must be finite and within [-90, 90]")
         steps = np.diff(lat)
         if lat.size > 1 and not (np.all(steps > 0) or np.all(steps < 0)):
             raise ValueError("latitude must be strictly monotonic for area weights")
     if lat.shape[0] == 1:
-        weights = np.ones_like(lat, dtype=np.float64)
-    else:
-        mid = (lat[:-1] + lat[1:]) / 2
-        first = lat[:1] - (lat[1:2] - lat[:1]) / 2
-        last = lat[-1:] + (lat[-1:] - lat[-2:-1]) / 2
-        bounds = np.clip(np.concatenate([first, mid, last]), -90.0, 90.0)
-        sin_bounds = np.sin(np.deg2rad(bounds))
-        weights = np.abs(sin_bounds[1:] - sin_bounds[:-1])
-        weights = weights / weights.mean()
+        return np.ones_like(lat, dtype=np.float64)
+    mid = (lat[:-1] + lat[1:]) / 2
+    first = lat[:1] - (lat[1:2] - lat[:1]) / 2
+    last = lat[-1:] + (lat[-1:] - lat[-2:-1]) / 2
+    bounds = np.clip(np.concatenate([first, mid, last]), -90.0, 90.0)
+    sin_bounds = np.sin(np.deg2rad(bounds))
+    weights = np.abs(sin_bounds[1:] - sin_bounds[:-1])
+    return weights / weights.mean()
+
+
+def area_weights(latitude: xr.DataArray) -> xr.DataArray:
+    """:func:`latitude_weights` as a DataArray along the latitude dim (mean 1)."""
+    if latitude.ndim != 1:
+        raise ValueError(f"area_weights needs a 1-D latitude, got dims {latitude.dims}")
     return xr.DataArray(
-        weights,
+        latitude_weights(latitude.data),
         dims=latitude.dims,
         coords={latitude.dims[0]: latitude},
         name="area_weights",
@@ -387,4 +400,16 @@ def spread_skill_ratio(
     kwargs = {"member_dim": member_dim, "time_dims": time_dims, "skipna": skipna}
     spread_ = spread(forecast, weights, dims, **kwargs)
     skill = ensemble_mean_rmse(forecast, truth, weights, dims, **kwargs)
-    return math.sqrt((m + 1) / m) * spread_ / skill
+    return spread_skill(spread_, skill, m)
+
+
+def spread_skill(spread_: S, skill: S, members: int | S) -> S:
+    """The spread/skill ratio from its parts: sqrt((M+1)/M) * spread / ensemble-mean RMSE.
+
+    The one formula behind :func:`spread_skill_ratio` and the scores tables (per cycle, and
+    over a period from the aggregated spread and RMSE). Works on xarray and pandas objects;
+    ``members`` (M) is an int or aligned with the scores. Undefined (NaN, not infinite) where
+    the RMSE is 0: an exact ensemble mean says nothing about the spread it should have.
+    """
+    factor = np.sqrt((members + 1) / members)
+    return spread_ / skill.where(skill > 0) * factor

@@ -38,6 +38,18 @@ CARD_COLUMNS = (
 HIGHER_IS_BETTER = ("acc",)
 
 
+def last_period(
+    table: pd.DataFrame, period_days: float
+) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+    """The rows of the ``period_days`` ending at the table's latest cycle, start and end.
+
+    The period is ``(end - period_days, end]``: ``period_days`` of cycles, the latest included.
+    """
+    end = table["analysis_time"].max()
+    start = end - pd.Timedelta(days=period_days)
+    return table[table["analysis_time"] > start], start, end
+
+
 def scorecard_table(
     table: pd.DataFrame,
     *,

@@ -21,17 +21,13 @@ says how many points were valid; with ``skipna=True`` scores use the valid point
 
 Aggregating over a period (:func:`aggregate_scores`) averages per-cycle MSEs before taking
 the root for ``rmse`` (and variances for ``spread``), and plain means of ``bias``, ``mae``,
-``acc`` and ``crps_fair``. Command line::
-
-    python -m weather_assets.verification.scores --start 2026-01-01T0000Z \
-        --end 2026-01-08T0000Z <scores.parquet or a folder of them>...
+``acc`` and ``crps_fair``; :func:`aggregate_tables` does it for parquet files (the command
+``wxplat scores <scores.parquet or a folder of them>... --start ... --end ...``).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -253,6 +249,17 @@ def empty_table() -> pd.DataFrame:
     )
 
 
+def unverified(forecast: xr.Dataset, note: str) -> Verification:
+    """A forecast none of whose leads could be scored (e.g. no analysis yet), and why."""
+    return Verification(
+        table=empty_table(),
+        scored_leads=[],
+        missing_leads=[pd.Timedelta(v) for v in forecast["lead_time"].values],
+        members=int(forecast.sizes.get(MEMBER_DIM, 1)),
+        notes=[note],
+    )
+
+
 def _as_table(
     rows: list[dict[str, object]], model: str, analysis_time: pd.Timestamp
 ) -> pd.DataFrame:
@@ -367,10 +374,8 @@ def verify_forecast(
     results = dict(zip([*lazy, "__n__"], dask.compute(*lazy.values(), counts), strict=True))
     n = results.pop("__n__")
     if ensemble:
-        factor = math.sqrt((members + 1) / members)
-        # Undefined (NaN, not infinite) where the ensemble mean is exact.
-        rmse_ = results["rmse"]
-        results["spread_skill"] = factor * results["spread"] / rmse_.where(rmse_ > 0)
+        # From the scores just computed: "rmse" is the ensemble mean's (NaN where it is exact).
+        results["spread_skill"] = m.spread_skill(results["spread"], results["rmse"], members)
     rows: list[dict[str, object]] = []
     for metric in METRICS:
         if metric in results:
@@ -488,9 +493,10 @@ def aggregate_scores(
 def _recompute_spread_skill(
     table: pd.DataFrame, aggregated: pd.DataFrame, keys: list[str]
 ) -> pd.DataFrame:
-    """Spread/skill over a period: sqrt((M+1)/M) * aggregated spread / aggregated RMSE.
+    """Spread/skill over a period: :func:`metrics.spread_skill` of the aggregated scores.
 
-    The factor sqrt((M+1)/M) is recovered per cycle from that cycle's three scores.
+    The tables do not hold the ensemble size M; it is recovered from each cycle's three
+    scores (spread_skill * rmse / spread = sqrt((M+1)/M)).
     """
     if not (aggregated["metric"] == "spread_skill").any():
         return aggregated
@@ -500,10 +506,11 @@ def _recompute_spread_skill(
         return aggregated
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = per_cycle["spread_skill"] * per_cycle["rmse"] / per_cycle["spread"]
-    factor = factor.groupby(level=ids).median()
+        members = 1.0 / (factor**2 - 1.0)
+    # Cycles whose ratio is undefined (NaN) say nothing about M; the others agree.
+    members = members.groupby(level=ids).median().round()
     wide = aggregated.set_index([*ids, "metric"])["value"].unstack("metric")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (factor * wide["spread"] / wide["rmse"]).rename("ratio")
+    ratio = m.spread_skill(wide["spread"], wide["rmse"], members).rename("ratio")
     merged = aggregated.merge(ratio.reset_index(), on=ids, how="left")
     is_ratio = merged["metric"] == "spread_skill"
     merged.loc[is_ratio, "value"] = merged.loc[is_ratio, "ratio"]
@@ -511,7 +518,7 @@ def _recompute_spread_skill(
 
 
 # ---------------------------------------------------------------------------------------------
-# reading tables, command line
+# reading tables
 
 
 def read_tables(locations: Sequence[str], storage_options: dict | None = None) -> pd.DataFrame:
@@ -532,31 +539,20 @@ def read_tables(locations: Sequence[str], storage_options: dict | None = None) -
     return pd.concat(frames, ignore_index=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m weather_assets.verification.scores``: aggregate tables over a period."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("tables", nargs="+", help="scores.parquet files or folders of them")
-    parser.add_argument("--start", help="first analysis time (YYYY-MM-DDThhmmZ or ISO)")
-    parser.add_argument("--end", help="last analysis time, inclusive")
-    parser.add_argument("--out", help="write the aggregate to this parquet file")
-    args = parser.parse_args(argv)
-    table = read_tables(args.tables)
-    agg = aggregate_scores(table, args.start, args.end)
-    if args.out:
-        agg.to_parquet(args.out, index=False)
-    shown = agg.assign(lead_time=agg["lead_time"].map(format_lead))
-    sys.stdout.write(shown.to_markdown(index=False) if _has_tabulate() else shown.to_string())
-    sys.stdout.write("\n")
-    return 0
+def aggregate_tables(
+    locations: Sequence[str],
+    start: datetime | str | pd.Timestamp | None = None,
+    end: datetime | str | pd.Timestamp | None = None,
+    storage_options: dict | None = None,
+) -> pd.DataFrame:
+    """:func:`aggregate_scores` of the tables in parquet files or folders (:func:`read_tables`)."""
+    return aggregate_scores(read_tables(locations, storage_options), start, end)
 
 
-def _has_tabulate() -> bool:
+def format_aggregate(aggregate: pd.DataFrame) -> str:
+    """An aggregate as a markdown table (plain text without ``tabulate``), leads as ``+24h``."""
+    shown = aggregate.assign(lead_time=aggregate["lead_time"].map(format_lead))
     try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        return shown.to_markdown(index=False)
+    except ImportError:  # pandas needs the optional tabulate for markdown
+        return shown.to_string(index=False)
