@@ -312,3 +312,62 @@ def untrained_artifact(
         grid=GridSummary.from_coords(grid.latitude, grid.longitude),
         version=version,
     )
+
+
+def train_registered(
+    spec,
+    start: str,
+    end: str,
+    *,
+    out: Path | None = None,
+    steps: int | None = None,
+    version: str | None = None,
+    command: str | None = None,
+) -> TrainResult:
+    """Train a registry model (``ModelSpec``) on simulator history into its artifact zip.
+
+    The spec decides the grid (``training.grid_step``), levels, features, forcings and
+    hyper-parameters; ``out`` defaults to the registry's local artifact path.
+    """
+    from model_registry.architectures import get_architecture, names_where
+
+    if not get_architecture(spec.architecture).trainable:
+        trainable = "/".join(names_where(lambda a: a.trainable))
+        raise ValueError(
+            f"model {spec.name!r} has architecture {spec.architecture!r}; only {trainable} train"
+        )
+    if out is None:
+        location = spec.artifact_location
+        if location is None or spec.artifact is None or spec.artifact.is_remote:
+            raise ValueError(f"model {spec.name!r} has no local artifact path; pass --out")
+        out = Path(location)
+    tr = dict(spec.training) if spec.training else {}  # python values (timedelta, tuple)
+    tr.pop("grid_step", None)  # the grid, below
+    if steps is not None:
+        tr["steps"] = steps
+    return train_fno(
+        start,
+        end,
+        out=out,
+        name=spec.name,
+        architecture=spec.architecture,
+        grid=training_grid(spec),
+        levels=training_levels(spec),
+        timestep=spec.timestep,
+        features=spec.input_features,
+        forcings=spec.forcings,
+        version=version,
+        command=command,
+        **tr,
+    )
+
+
+def training_grid(spec) -> Grid:
+    """The global simulator grid a registry model trains on (``training.grid_step`` deg)."""
+    step = float(dict(spec.training or {}).get("grid_step", 2.0))
+    return Grid(-90.0, 90.0, 0.0, 360.0 - step, step)
+
+
+def training_levels(spec) -> list[int]:
+    """The pressure levels of a registry model's input variables."""
+    return sorted({lev for v in spec.input_variables for lev in v.levels})

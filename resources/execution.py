@@ -9,7 +9,7 @@ executor only run-level tags apply and every model would share one pod.
 Pools. Forecast steps declare ``pool="gpu"`` (or ``"cpu"``); ``dagster.yaml`` can only set
 the *default* limit of pools (``concurrency.pools.default_limit``). The limit of a named pool
 lives in the instance database and is set with ``dagster instance concurrency set gpu N``, or
-with ``python -m resources.execution``, which writes :func:`pool_limits` of the current
+with ``wxplat pools apply``, which writes :func:`pool_limits` of the current
 settings (``WXPLAT_GPU_POOL_SIZE``) into the instance that ``DAGSTER_HOME`` points at.
 """
 
@@ -130,16 +130,3 @@ def pipes_client_for(settings: PlatformSettings) -> Any:
 
         return PipesK8sClient()
     return dg.PipesSubprocessClient()
-
-
-def main() -> None:
-    """Set the pool limits of the current settings on the ``DAGSTER_HOME`` instance."""
-    from weather_assets.settings import load_settings
-
-    with dg.DagsterInstance.get() as instance:
-        for pool, slots in apply_pool_limits(instance, pool_limits(load_settings())).items():
-            print(f"pool {pool}: {slots} slots")
-
-
-if __name__ == "__main__":
-    main()

@@ -35,7 +35,7 @@ from model_registry.artifact import (
     sha256_file,
     validate_artifact,
 )
-from model_registry.cli import app
+from weather_assets.cli import app
 from weather_assets.forecast.normalize import compute_stats, stack_features
 from weather_assets.simulator import Grid, simulate_state
 

@@ -265,12 +265,35 @@ def test_forecast_failing_a_blocking_check_is_never_committed(env):
     assert not result.success
     evals = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert evals["schema"].passed and not evals["no_nans"].passed
-    assert "geopotential" in evals["no_nans"].description
+    assert evals["no_nans"].description == (
+        "NaNs in: 10m_u_component_of_wind, 10m_v_component_of_wind, 2m_temperature, "
+        "geopotential@500, geopotential@850, mean_sea_level_pressure, temperature@500, "
+        "temperature@850"
+    )
     error = result.failure_data_for_node("forecast__tiny_fno").error
     assert "refused before commit" in str(error) and "no_nans" in str(error)
     after = open_forecast(env["storage"], spec, env["settings"], T0).load()
     xr.testing.assert_identical(after, before)
     assert env["storage"].list_dir(".staging") == []
+
+
+def test_forecast_out_of_range_warns_and_is_committed(env):
+    """physical_ranges only warns: the forecast is committed, the failed check shows."""
+    hot = simulate_state(T0, GRID)
+    hot["temperature"][0, 1, 4, 4] = 400.0  # persisted to every lead time
+    env["storage"].write_zarr(hot, raw_inputs_relpath(env["settings"], T0))
+    spec = load_spec(write_entry(env, "pers"))
+    result = run(env, assets_for(env, spec))
+    assert result.success
+    evals = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    ranges = evals["physical_ranges"]
+    assert not ranges.passed and ranges.severity == dg.AssetCheckSeverity.WARN
+    assert ranges.description.startswith("out of range: temperature@850 [") and "400]" in (
+        ranges.description
+    )
+    assert evals["schema"].passed and evals["no_nans"].passed
+    fc = open_forecast(env["storage"], spec, env["settings"], T0)
+    assert float(fc["temperature"].sel(level=850).max()) == 400.0
 
 
 def test_missing_artifact_fails_only_that_model(env):

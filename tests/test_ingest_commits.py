@@ -22,7 +22,7 @@ from resources.layout import open_raw_inputs
 from resources.storage import STAGING, Storage
 from tests.conftest import ROOT
 from tests.grib_factory import era5_messages, grib_with_missing_values, write_messages
-from weather_assets.cli import LOCAL_INSTANCE_YAML
+from weather_assets.cli.common import LOCAL_INSTANCE_YAML
 from weather_assets.settings import load_settings
 
 KEY = "2017-01-01T1200Z"

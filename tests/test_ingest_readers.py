@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from resources.sources import SOURCES
 from resources.storage import Storage
 from resources.upstream import UpstreamSource
 from weather_assets.ingest.convert import subset_domain, to_canonical
@@ -115,7 +116,7 @@ def test_zarr_source_on_s3(s3_bucket):
         ds,
         simulate_state(T0)[list(ds.data_vars)],
     )
-    assert src.cycle_members(T0) == [0]
+    assert src.source().cycle_members(T0) == [0]
 
 
 def test_subset_domain_and_resolution():
@@ -150,5 +151,17 @@ def test_cycle_copied_in_whole_only_counts_when_complete(tmp_path):
     store.write_zarr(simulate_state(T0), rel)
     (tmp_path / "up" / rel / ".zmetadata").unlink()  # a half-uploaded store has no marker yet
     src = UpstreamSource(kind="zarr", url=str(tmp_path / "up"))
-    assert src.cycle_members(T0) == []
+    assert src.source().cycle_members(T0) == []
     shutil.rmtree(tmp_path / "up")
+
+
+def test_unknown_kind_names_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown upstream source kind 'hdf4'.*grib, netcdf, zarr"):
+        UpstreamSource(kind="hdf4", url="/data/x.hdf")
+    assert set(SOURCES) == {"zarr", "grib", "netcdf"}
+
+
+def test_file_sources_are_not_listed(tmp_path):
+    src = UpstreamSource(name="era5", kind="netcdf", url=str(tmp_path / "an.nc"))
+    with pytest.raises(ValueError, match="'era5' is netcdf: its cycles cannot be listed"):
+        src.list_cycle_keys()

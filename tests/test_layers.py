@@ -25,7 +25,7 @@ LAYER1 = {
     "weather_assets.simulator",
     "weather_assets.ingest.readers",
     "weather_assets.ingest.convert",
-    "weather_assets.ingest.schemas",
+    "weather_assets.quality",
     "weather_assets.forecast.normalize",
     "weather_assets.forecast.rollout",
     "weather_assets.forecast.dataset",
@@ -49,12 +49,12 @@ def _modules() -> dict[str, Path]:
 
 
 def _layer(module: str) -> int:
+    if module in LAYER4 or module.startswith("weather_assets.cli"):
+        return 4
     if module in LAYER1 or module in PACKAGES or module.count(".") == 1 and _is_package(module):
         return 1  # a package's __init__ holds a docstring, nothing to depend on
     if module.split(".")[0] in ("resources", "model_registry"):
         return 2
-    if module in LAYER4 or module.startswith("weather_assets.cli"):
-        return 4
     return 3
 
 

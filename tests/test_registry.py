@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from model_registry.artifact import sha256_file
-from model_registry.cli import app
 from model_registry.registry import (
     DEFAULT_REGISTRY_DIR,
     RegistryError,
@@ -25,6 +24,7 @@ from model_registry.registry import (
     pool_for,
 )
 from model_registry.spec import ModelSpec, format_duration, parse_duration
+from weather_assets.cli import app
 
 SIM_FEATURES = [
     "2m_temperature",

@@ -12,7 +12,6 @@ import yaml
 from typer.testing import CliRunner
 
 from model_registry.artifact import load_artifact, sha256_file
-from model_registry.cli import app
 from model_registry.registry import DEFAULT_REGISTRY_DIR
 from model_registry.training import (
     evaluate_vs_persistence,
@@ -23,6 +22,7 @@ from model_registry.training import (
 )
 from tests.test_verification_scores import persistence_forecast
 from weather_assets.canonical import features_of
+from weather_assets.cli import app
 from weather_assets.forecast.normalize import compute_stats, stack_features
 from weather_assets.simulator import Grid
 from weather_assets.verification.scores import aggregate_scores, feature_label, verify_forecast

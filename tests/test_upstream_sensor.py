@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+from resources.sources import SOURCES, SourceConfig
 from resources.storage import Storage, s3_options
 from resources.upstream import UpstreamSource
 from weather_assets.ingest.sensors import build_upstream_sensor, evaluate_upstream
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.partitions import analysis_time_partitions
 from weather_assets.settings import load_settings
-from weather_assets.simulator import Grid
+from weather_assets.simulator import Grid, simulate_state
 
 SMALL = Grid(lat_min=-10, lat_max=10, lon_min=0, lon_max=20, step=2)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -133,6 +134,46 @@ def test_s3_listing_cost_follows_new_cycles_and_outage(s3_bucket, wx_env, monkey
     again, _ = _tick(sensor, up, instance, result.cursor)
     assert again.run_requests == []
     assert json.loads(again.cursor)["newest"] == "2026-01-01T1800Z"
+
+
+class MemorySource:
+    """A format written for the test: cycles held in memory, listed, complete when versioned."""
+
+    marks_complete = True
+    cycles: dict[str, str] = {"2026-01-01T0000Z": "v1", "2026-01-01T0600Z": "v1"}
+
+    def __init__(self, config: SourceConfig):
+        self.config = config
+
+    def cycle_url(self, analysis_time: datetime) -> str:
+        return f"{self.config.url}/{analysis_time:%Y%m%d%H}"
+
+    def read_cycle(self, analysis_time: datetime):
+        return simulate_state(analysis_time, grid=SMALL).drop_vars("2m_temperature")
+
+    def cycle_version(self, key: str) -> str | None:
+        return self.cycles.get(key)
+
+    def list_cycle_keys(self, start_after: str | None = None) -> list[str]:
+        return sorted(k for k in self.cycles if start_after is None or k > start_after)
+
+
+def test_a_new_kind_plugs_in_through_the_table(settings, monkeypatch):
+    monkeypatch.setitem(SOURCES, "memory", MemorySource)
+    up = UpstreamSource(kind="memory", url="mem://provider")
+    assert isinstance(up.source(), MemorySource)
+    # The sensor lists it and requests its cycles, with the usual run keys.
+    result, _ = _tick(_sensor(settings), up, dg.DagsterInstance.ephemeral())
+    assert [r.run_key for r in result.run_requests] == [
+        "simulator:2026-01-01T0000Z:v1",
+        "simulator:2026-01-01T0600Z:v1",
+    ]
+    assert result.asset_events[0].metadata["url"].value == "mem://provider/2026010100"
+    # The asset reads it; the variables requirement holds for the new kind too.
+    assert "geopotential" in up.read_cycle(T0).data_vars
+    strict = UpstreamSource(kind="memory", url="mem://provider", variables=["2m_temperature"])
+    with pytest.raises(KeyError, match="mem://provider/2026010100 lacks required variable"):
+        strict.read_cycle(T0)
 
 
 @pytest.mark.parametrize(

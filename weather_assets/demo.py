@@ -30,7 +30,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def _ensure_demo_artifacts(specs, echo: Callable[[str], None]) -> None:
     """Train registry models whose local artifact is missing (the demo FNO)."""
     from model_registry.architectures import get_architecture
-    from model_registry.cli import train
+    from model_registry.training import train_registered
 
     for spec in specs:
         if not get_architecture(spec.architecture).trainable or spec.artifact is None:
@@ -41,15 +41,9 @@ def _ensure_demo_artifacts(specs, echo: Callable[[str], None]) -> None:
             f"training {spec.name} on simulator history {TRAIN_START}..{TRAIN_END} "
             f"(its artifact {spec.artifact_location} is absent)"
         )
-        train(
-            spec.name,
-            start=TRAIN_START,
-            end=TRAIN_END,
-            out=None,
-            steps=None,
-            version=None,
-            evaluate_days=0,
-        )
+        result = train_registered(spec, TRAIN_START, TRAIN_END, command="wxplat demo")
+        echo(f"trained {spec.name} in {result.seconds:.1f} s (final loss {result.losses[-1]:.4g})")
+        echo(f"{result.path}\nsha256 {result.sha256}")
 
 
 def _complete(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> bool:

@@ -2,7 +2,9 @@
 
 The forecast asset runs them on its *staged* stores before the commit: a forecast that fails
 a blocking check is never committed (verification must not score a malformed forecast), and
-the results show in the UI as the asset's checks.
+the results show in the UI as the asset's checks. NaNs and physical ranges are
+:mod:`weather_assets.quality`'s, the same as the raw inputs' checks: one row per variable and
+level, over time, lead times and members.
 """
 
 # No `from __future__ import annotations`: Dagster inspects check annotations at runtime.
@@ -16,6 +18,7 @@ import xarray as xr
 from model_registry.spec import ModelSpec
 from weather_assets.canonical import VARIABLES
 from weather_assets.forecast.normalize import parse_feature
+from weather_assets.quality import assess, summary_markdown
 
 
 def _expected_levels(spec: ModelSpec) -> dict[str, list[int]]:
@@ -94,16 +97,8 @@ def forecast_check_results(
 ) -> list[dg.AssetCheckResult]:
     """Every forecast check on one forecast (staged before the commit, or committed)."""
     problems = forecast_schema_problems(ds, spec, analysis_time)
-    stats = {
-        str(v): (int(ds[v].isnull().sum()), float(ds[v].min()), float(ds[v].max()))
-        for v in ds.data_vars
-    }
-    nans = {v: n for v, (n, _, _) in stats.items() if n}
-    out = {
-        v: [lo, hi]
-        for v, (_, lo, hi) in stats.items()
-        if v in VARIABLES and (lo < VARIABLES[v].valid_min or hi > VARIABLES[v].valid_max)
-    }
+    quality = assess(ds)  # one pass over the (lazily opened) stores
+    summary_md = dg.MetadataValue.md(summary_markdown(quality.table))
     return [
         dg.AssetCheckResult(
             check_name="schema",
@@ -113,16 +108,19 @@ def forecast_check_results(
         ),
         dg.AssetCheckResult(
             check_name="no_nans",
-            passed=not nans,
-            metadata={"nan_counts": dg.MetadataValue.json(nans)},
-            description=None if not nans else f"NaNs in {sorted(nans)}",
+            passed=quality.missing.empty,
+            metadata={
+                "nan_counts": dg.MetadataValue.json(quality.nan_counts),
+                "summary": summary_md,
+            },
+            description=quality.missing_description,
         ),
         dg.AssetCheckResult(
             check_name="physical_ranges",
-            passed=not out,
+            passed=quality.out_of_range.empty,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"out_of_range": dg.MetadataValue.json(out)},
-            description=None if not out else f"out of range: {sorted(out)}",
+            metadata={"out_of_range": dg.MetadataValue.json(quality.ranges), "summary": summary_md},
+            description=quality.range_description,
         ),
     ]
 

@@ -3,20 +3,16 @@
 The checks run inside the ``raw_inputs`` asset on the *staged* stores, before the commit
 (write-audit-publish): a cycle that fails one never replaces the stored version. The asset
 declares these specs and reports the results, so they show in the UI like any asset check.
+Missing values and physical ranges are :mod:`weather_assets.quality`'s, the same as the
+forecast's checks; the layout check is the canonical dataset's own.
 """
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from weather_assets.canonical import VARIABLES
-from weather_assets.ingest.schemas import (
-    MISSING_SCHEMA,
-    RANGE_SCHEMA,
-    schema_failures,
-    summary_table,
-)
+from weather_assets.quality import assess, summary_markdown
 
 CHECK_DESCRIPTIONS = {
     "schema": "Canonical variables, units, dim order, ascending coordinates, time equal to "
@@ -50,28 +46,6 @@ def schema_problems(ds: xr.Dataset, analysis_time: np.datetime64) -> list[str]:
     return problems
 
 
-def _md(table: pd.DataFrame) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in table.itertuples(index=False):
-        lines.append(
-            "| " + " | ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row) + " |"
-        )
-    return "\n".join(lines)
-
-
-def _summary(ds: xr.Dataset) -> pd.DataFrame:
-    if "member" in ds.dims:
-        # Ranges and NaNs over all members at once: one row per variable and level.
-        ds = ds.stack(sample=("member", "time")).transpose("sample", ...)
-        ds = ds.drop_vars(["sample", "member", "time"]).rename(sample="time")
-    return summary_table(ds)
-
-
-def _where(row) -> str:
-    return row.variable if row.level < 0 else f"{row.variable}@{row.level}"
-
-
 def raw_inputs_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     """The blocking checks the ``raw_inputs`` asset reports on every cycle it writes."""
     return [
@@ -84,15 +58,9 @@ def raw_inputs_check_results(
     ds: xr.Dataset, analysis_time: np.datetime64, source: str
 ) -> list[dg.AssetCheckResult]:
     """Every raw-inputs check on one cycle's (staged) dataset; ``source`` names the input."""
-    table = _summary(ds)
-    summary_md = dg.MetadataValue.md(_md(table))
+    quality = assess(ds)  # one row per variable and level, over members and time
+    summary_md = dg.MetadataValue.md(summary_markdown(quality.table))
     problems = schema_problems(ds, analysis_time)
-    missing = schema_failures(MISSING_SCHEMA, table)
-    ranges = schema_failures(RANGE_SCHEMA, table)
-    missing_text = "NaNs in: " + ", ".join(_where(r) for r in missing.itertuples())
-    range_text = "out of range: " + ", ".join(
-        f"{_where(r)} [{r.min:.6g}, {r.max:.6g}]" for r in ranges.itertuples()
-    )
     return [
         dg.AssetCheckResult(
             check_name="schema",
@@ -102,14 +70,22 @@ def raw_inputs_check_results(
         ),
         dg.AssetCheckResult(
             check_name="no_missing_values",
-            passed=missing.empty,
-            metadata={"summary": summary_md, "failing_rows": len(missing), "source": source},
-            description=None if missing.empty else missing_text,
+            passed=quality.missing.empty,
+            metadata={
+                "summary": summary_md,
+                "failing_rows": len(quality.missing),
+                "source": source,
+            },
+            description=quality.missing_description,
         ),
         dg.AssetCheckResult(
             check_name="physical_ranges",
-            passed=ranges.empty,
-            metadata={"summary": summary_md, "failing_rows": len(ranges), "source": source},
-            description=None if ranges.empty else range_text,
+            passed=quality.out_of_range.empty,
+            metadata={
+                "summary": summary_md,
+                "failing_rows": len(quality.out_of_range),
+                "source": source,
+            },
+            description=quality.range_description,
         ),
     ]

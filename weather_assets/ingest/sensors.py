@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from resources.sources import ListedSource, Source
 from resources.upstream import UpstreamSource
 from weather_assets import paths
 from weather_assets.partitions import on_cadence, partition_key_to_time, time_to_partition_key
@@ -58,20 +59,25 @@ def _on_cadence(key: str, partitions_def: dg.TimeWindowPartitionsDefinition) -> 
 
 
 def evaluate_upstream(
-    source: UpstreamSource,
+    source: Source | UpstreamSource,
     partitions_def: dg.TimeWindowPartitionsDefinition,
     cursor: dict,
     now: datetime,
     lookback: timedelta,
 ) -> tuple[list[tuple[str, str]], dict, list[str]]:
-    """One tick: (new complete cycles as (key, version), new cursor, problems to report)."""
+    """One tick: (new complete cycles as (key, version), new cursor, problems to report).
+
+    A listed source is listed after the look-back; any other is probed partition by partition.
+    """
+    if isinstance(source, UpstreamSource):
+        source = source.source()
     newest = cursor.get("newest")
     seen: dict[str, str] = dict(cursor.get("seen", {}))
     sizes: dict[str, str] = dict(cursor.get("sizes", {}))
     start_after = None
     if newest:
         start_after = time_to_partition_key(partition_key_to_time(newest) - lookback)
-    if source.kind == "zarr":
+    if isinstance(source, ListedSource):
         candidates = source.list_cycle_keys(start_after)
     else:
         first = partition_key_to_time(start_after) if start_after else partitions_def.start
@@ -91,7 +97,7 @@ def evaluate_upstream(
         version = source.cycle_version(key)
         if version is None or seen.get(key) == version:
             continue
-        if source.kind != "zarr" and sizes.get(key) != version:
+        if not source.marks_complete and sizes.get(key) != version:
             sizes[key] = version  # a file still growing: wait for it to settle
             continue
         found.append((key, version))

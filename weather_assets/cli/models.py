@@ -1,8 +1,4 @@
-"""Command line for the model registry: train models, build/validate/inspect artifacts.
-
-Mounted by the platform CLI (``wxplat``) as sub-commands; runnable alone with
-``python -m model_registry.cli``.
-"""
+"""Model commands: ``wxplat train``, ``wxplat artifact ...``, ``wxplat registry ...``."""
 
 from __future__ import annotations
 
@@ -36,7 +32,7 @@ from model_registry.registry import (
 )
 from model_registry.spec import ModelSpec, format_duration
 
-app = typer.Typer(help="Model registry, inference artifacts and training.", no_args_is_help=True)
+app = typer.Typer(help="Model registry, inference artifacts and training.")
 artifact_app = typer.Typer(help="Build, validate and inspect inference artifacts.")
 registry_app = typer.Typer(help="List and validate the model registry.")
 app.add_typer(artifact_app, name="artifact")
@@ -102,41 +98,28 @@ def train(
     import pandas as pd
 
     # torch/neuralop are imported only when training.
-    from model_registry.training import evaluate_vs_persistence, simulate_history, train_fno
-    from weather_assets.simulator import Grid
+    from model_registry.training import (
+        evaluate_vs_persistence,
+        simulate_history,
+        train_registered,
+        training_grid,
+        training_levels,
+    )
 
     spec = _spec(model_name, registry)
-    if not get_architecture(spec.architecture).trainable:
-        trainable = "/".join(names_where(lambda a: a.trainable))
-        _fail(
-            f"model {model_name!r} has architecture {spec.architecture!r}; only {trainable} train"
+    try:
+        result = train_registered(
+            spec,
+            start,
+            end,
+            out=out,
+            steps=steps,
+            version=version,
+            command=shlex.join(["wxplat", *sys.argv[1:]]) if sys.argv else None,
         )
-    if out is None:
-        location = spec.artifact_location
-        if location is None or spec.artifact is None or spec.artifact.is_remote:
-            _fail(f"model {model_name!r} has no local artifact path; pass --out")
-        out = Path(location)
-    tr = dict(spec.training) if spec.training else {}  # python values (timedelta, tuple)
-    grid_step = float(tr.pop("grid_step", 2.0))
-    grid = Grid(-90.0, 90.0, 0.0, 360.0 - grid_step, grid_step)
-    if steps is not None:
-        tr["steps"] = steps
-    levels = sorted({lev for v in spec.input_variables for lev in v.levels})
-    result = train_fno(
-        start,
-        end,
-        out=out,
-        name=spec.name,
-        architecture=spec.architecture,
-        grid=grid,
-        levels=levels,
-        timestep=spec.timestep,
-        features=spec.input_features,
-        forcings=spec.forcings,
-        version=version,
-        command=shlex.join(["wxplat", *sys.argv[1:]]) if sys.argv else None,
-        **tr,
-    )
+    except ValueError as exc:
+        _fail(str(exc))
+    grid, levels = training_grid(spec), training_levels(spec)
     typer.echo(
         f"trained {spec.name} in {result.seconds:.1f} s (final loss {result.losses[-1]:.4g})"
     )
@@ -335,7 +318,3 @@ def registry_validate(registry: RegistryDir = DEFAULT_REGISTRY_DIR) -> None:
         _fail(f"{len(problems)} problem(s) in {registry}")
     names = ", ".join(s.name for s in report.specs)
     typer.echo(f"OK {len(report.specs)} model(s) in {registry}: {names}")
-
-
-if __name__ == "__main__":
-    app()
