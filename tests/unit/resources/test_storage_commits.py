@@ -85,7 +85,7 @@ WRITER = textwrap.dedent(
     import os, signal, sys
     sys.path.insert(0, {root!r})
     from resources.storage import Storage, s3_options
-    from tests.test_storage_commits import _ds, _rels
+    from tests.unit.resources.test_storage_commits import _ds, _rels
 
     kill_in, after, calls = {kill_in!r}, {after}, []
     store = Storage({url!r}, s3_options({endpoint!r}) if {endpoint!r} else {{}})

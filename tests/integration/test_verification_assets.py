@@ -16,7 +16,7 @@ import xarray as xr
 from model_registry.registry import load_registry
 from resources.layout import forecast_relpath, raw_inputs_relpath, scores_relpath
 from resources.storage import Storage, StorageResource
-from tests.test_verification_scores import persistence_forecast
+from tests.unit.weather_assets.verification.test_scores import persistence_forecast
 from weather_assets.keys import SCORECARD_KEY, climatology_key, forecast_key, verification_key
 from weather_assets.partitions import analysis_time_partitions, time_to_partition_key
 from weather_assets.settings import load_settings

@@ -5,11 +5,12 @@ Regenerate after an intended change with ``UPDATE_SNAPSHOTS=1 pytest tests/test_
 
 import json
 import os
-from pathlib import Path
 
 import dagster as dg
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+from tests.conftest import ROOT
+
+SNAPSHOT = ROOT / "tests" / "snapshots" / "asset_graph.json"
 
 
 def _describe(settings) -> dict:

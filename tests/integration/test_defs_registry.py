@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from model_registry.registry import DEFAULT_REGISTRY_DIR
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("model_registry"), "valid_entries")
 
 

@@ -20,7 +20,7 @@ from model_registry.training import (
     simulate_history,
     train_fno,
 )
-from tests.test_verification_scores import persistence_forecast
+from tests.unit.weather_assets.verification.test_scores import persistence_forecast
 from weather_assets.canonical import features_of
 from weather_assets.cli import app
 from weather_assets.forecast.normalize import compute_stats, stack_features

@@ -4,7 +4,14 @@ import dagster as dg
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from model_registry.artifact import sha256_file
-from tests.test_forecast_assets import KEY, assets_for, env, fno_spec, make_artifact, run  # noqa: F401
+from tests.integration.test_forecast_assets import (  # noqa: F401
+    KEY,
+    assets_for,
+    env,
+    fno_spec,
+    make_artifact,
+    run,
+)
 from weather_assets.forecast.sensors import build_artifact_sensor
 from weather_assets.keys import artifact_key, forecast_key
 
