@@ -7,24 +7,24 @@ cross-cutting policy (automation, sensors, executor) is applied here, once.
 import logging
 import warnings
 from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 
-from model_registry.registry import RegistryReport, load_registry_report
+from model_registry.registry import load_registry_report
 from resources.dask import DaskResource
 from resources.execution import executor_for, pipes_client_for
 from resources.storage import StorageResource
 from resources.upstream import UpstreamSource
 from weather_assets.alerts import build_failure_sensor
-from weather_assets.forecast.assets import ARTIFACT_GROUP, build_registry_assets
+from weather_assets.forecast.assets import build_registry_assets
 from weather_assets.forecast.sensors import build_artifact_sensor
 from weather_assets.ingest.assets import build_ingest_assets
 from weather_assets.ingest.freshness import build_freshness
 from weather_assets.ingest.sensors import build_upstream_sensor
-from weather_assets.keys import REGISTRY_KEY, raw_inputs_key, upstream_key
+from weather_assets.keys import raw_inputs_key, upstream_key
 from weather_assets.maintenance import build_staging_cleanup_sensor
 from weather_assets.partitions import analysis_time_partitions
+from weather_assets.registry_health import build_registry_health
 from weather_assets.settings import PlatformSettings, load_settings
 from weather_assets.verification.factory import build_verification_assets
 
@@ -43,48 +43,6 @@ def recent_cycles_eager(settings: PlatformSettings) -> dg.AutomationCondition:
         .replace("in_latest_time_window", dg.AutomationCondition.in_latest_time_window(lookback))
         .with_label(f"eager_recent({lookback})")
     )
-
-
-def build_registry_health(
-    report: RegistryReport, directory: Path
-) -> tuple[dg.AssetSpec, dg.AssetChecksDefinition]:
-    """The registry as an external asset, with a check listing the entries that were skipped.
-
-    The check reports the registry this code location loaded (a fixed entry shows after a
-    reload); it never blocks anything, it only makes a skipped model visible in the UI.
-    """
-    loaded = {name: str(path) for name, path in sorted(report.files.items())}
-    skipped = "".join(f"\n- {problem}" for problem in report.problems) or " none."
-    spec = dg.AssetSpec(
-        key=REGISTRY_KEY,
-        group_name=ARTIFACT_GROUP,
-        description=(
-            f"Model registry entries in {directory}. Loaded: {', '.join(loaded) or 'none'}. "
-            f"Skipped (invalid):{skipped}"
-        ),
-        metadata={"registry_dir": str(directory)},
-    )
-
-    @dg.asset_check(
-        asset=REGISTRY_KEY,
-        name="valid_entries",
-        blocking=False,
-        description="Every registry file loads; a failure lists each skipped file and why.",
-    )
-    def valid_entries() -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(
-            passed=not report.problems,
-            description=(
-                f"{len(loaded)} model(s) loaded, {len(report.problems)} entr"
-                f"{'y' if len(report.problems) == 1 else 'ies'} skipped"
-            ),
-            metadata={
-                "loaded": dg.MetadataValue.json(loaded),
-                "skipped": dg.MetadataValue.json(list(report.problems)),
-            },
-        )
-
-    return spec, valid_entries
 
 
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:

@@ -6,7 +6,6 @@ can fix a broken entry without reading a traceback.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,6 @@ import yaml
 from pydantic import ValidationError
 
 from model_registry.spec import ModelSpec
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_REGISTRY_DIR = Path(__file__).resolve().parent / "models"
 
@@ -80,12 +77,8 @@ def load_spec(path: Path, base_dir: Path | None = None) -> ModelSpec:
         spec = ModelSpec.model_validate({**data, "base_dir": base})
     except ValidationError as exc:
         raise RegistryError(_explain(path, exc)) from None
-    if spec.artifact is not None and spec.artifact.sha256 is None:
-        logger.warning(
-            "%s: artifact %s has no sha256; its actual file digest is used as the data version",
-            path,
-            spec.artifact.uri,
-        )
+    # An artifact without a pinned sha256 is legal (its file digest is the data version); it
+    # is reported once, by the registry report (UI check, `registry validate`), not per load.
     return spec
 
 
@@ -96,6 +89,11 @@ class RegistryReport:
     specs: list[ModelSpec]  # sorted by name
     files: dict[str, Path]  # model name -> the entry file it came from
     problems: list[str]  # one sentence each, naming the file (and field)
+
+    @property
+    def unpinned(self) -> list[str]:
+        """Models whose artifact pins no sha256 (its actual file digest is the data version)."""
+        return [s.name for s in self.specs if s.artifact is not None and s.artifact.sha256 is None]
 
 
 def load_registry_report(

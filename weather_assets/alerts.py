@@ -2,13 +2,34 @@
 
 import json
 import urllib.request
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
 
 
-def failure_alert(run: dg.DagsterRun, error: str | None) -> dict:
-    """The alert document for a failed run."""
+def failure_cause(step_failures: Sequence[dg.DagsterEvent]) -> dict | None:
+    """The first failed step and the first line of what went wrong in it (the user's error,
+    not Dagster's wrapper): what an operator needs in the alert itself."""
+    for event in step_failures:
+        data = event.step_failure_data
+        if data is None:
+            continue
+        described = data.user_failure_data.description if data.user_failure_data else None
+        error = data.error
+        while error is not None and error.cause is not None:
+            error = error.cause  # Dagster wraps the user's exception: report the cause
+        text = described or (error.message if error is not None else "")
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        return {"step": event.step_key, "message": first}
+    return None
+
+
+def failure_alert(
+    run: dg.DagsterRun, error: str | None, step_failures: Sequence[dg.DagsterEvent] = ()
+) -> dict:
+    """The alert document for a failed run, with the cause of its first failed step."""
+    cause = failure_cause(step_failures)
     return {
         "kind": "run_failure",
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -17,6 +38,8 @@ def failure_alert(run: dg.DagsterRun, error: str | None) -> dict:
         "partition": run.tags.get("dagster/partition"),
         "assets": sorted(k.to_user_string() for k in (run.asset_selection or [])),
         "error": error,
+        "failed_step": cause["step"] if cause else None,
+        "cause": cause["message"] if cause else None,
     }
 
 
@@ -30,7 +53,7 @@ def build_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
     )
     def run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
         error = context.failure_event.message if context.failure_event else None
-        alert = failure_alert(context.dagster_run, error)
+        alert = failure_alert(context.dagster_run, error, context.get_step_failure_events())
         context.log.error("ALERT " + json.dumps(alert, sort_keys=True))
         if webhook_url:
             request = urllib.request.Request(

@@ -318,3 +318,8 @@ def registry_validate(registry: RegistryDir = DEFAULT_REGISTRY_DIR) -> None:
         _fail(f"{len(problems)} problem(s) in {registry}")
     names = ", ".join(s.name for s in report.specs)
     typer.echo(f"OK {len(report.specs)} model(s) in {registry}: {names}")
+    if report.unpinned:
+        typer.echo(
+            f"note: no sha256 pinned for {', '.join(report.unpinned)}: the artifact's file "
+            "digest is its data version"
+        )

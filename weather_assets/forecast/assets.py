@@ -19,6 +19,7 @@ steps with the artifact's error, never the loading of the definitions.
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -319,6 +320,14 @@ def build_registry_assets(
 
 
 def _artifact_asset(spec: ModelSpec, settings: PlatformSettings):
+    with warnings.catch_warnings():
+        # Dagster's observed-asset API is beta; its warning would repeat on every load of the
+        # code location (each run, step and sensor process), drowning the useful lines.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _observable_artifact(spec, settings)
+
+
+def _observable_artifact(spec: ModelSpec, settings: PlatformSettings):
     @dg.observable_source_asset(
         key=artifact_key(spec.name),
         group_name=ARTIFACT_GROUP,
