@@ -193,18 +193,6 @@ def test_missing_leads_and_nans_are_flagged(settings):
     )
 
 
-def test_latest_cycle_runs_by_hand_before_its_truth_exists(settings):
-    (spec,) = _specs("persistence")
-    pdef = analysis_time_partitions(settings.partitions_start, settings.partitions_cron)
-    latest = pdef.get_last_partition_key()
-    t = datetime.strptime(latest, "%Y-%m-%dT%H%MZ").replace(tzinfo=UTC)
-    _write_analyses(settings, [t])
-    _write_forecast(settings, spec, t)
-    result = _run(_defs(settings, [spec]), verification_key("persistence"), latest)
-    meta = _materialization(result, verification_key("persistence")).metadata
-    assert meta["missing_lead_count"].value == 4 and meta["dagster/row_count"].value == 0
-
-
 def test_bad_forecast_fails_clearly_and_keeps_previous_scores(settings):
     (spec,) = _specs("persistence")
     defs = _defs(settings, [spec])
@@ -409,3 +397,21 @@ def test_scores_tables_round_trip_on_s3(s3_bucket):
     assert not store.fs.exists(f"{bucket}/root/.staging") or not store.fs.ls(
         f"{bucket}/root/.staging"
     )
+
+
+def test_no_truth_yet_materializes_nothing(settings):
+    """A new cycle's verification waits for its first lead's analysis: no empty table, no
+    materialization (so no scorecard rerun) until then."""
+    (spec,) = _specs("persistence")
+    _write_analyses(settings, [T0])  # the analysis the forecast starts from, no later one
+    _write_forecast(settings, spec, T0)
+    result = _run(_defs(settings, [spec]), verification_key("persistence"), KEY)
+    assert result.success
+    assert not [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert not Storage(settings.storage_root).exists(_scores_path(settings, spec, T0))
+    assert Storage(settings.storage_root).read_bytes(_scores_path(settings, spec, T0)) is None
+    _write_analyses(settings, [T0 + LEADS[0]])  # the first lead's truth arrives
+    again = _run(_defs(settings, [spec]), verification_key("persistence"), KEY)
+    table = pd.read_parquet(Storage(settings.storage_root).url(_scores_path(settings, spec, T0)))
+    assert set(table["lead_time"]) == {LEADS[0]}
+    assert _materialization(again, verification_key("persistence"))

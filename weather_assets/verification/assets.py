@@ -35,7 +35,6 @@ from weather_assets.verification.report import column_schema, table_version, ver
 from weather_assets.verification.schemas import validate_scores
 from weather_assets.verification.scores import (
     select_truth_member,
-    unverified,
     valid_times,
     verify_forecast,
 )
@@ -108,29 +107,35 @@ def verification_asset(
             "dagster/column_schema": column_schema(),
         },
         description=f"Scores of forecast/{spec.name} against the analyses at its valid times.",
+        # Before the first lead's analysis exists there is nothing to score: no
+        # materialization (and no scorecard rerun) until the truth arrives.
+        output_required=False,
     )
     def verification(
         context: dg.AssetExecutionContext, config: VerificationConfig, storage: StorageResource
-    ) -> dg.MaterializeResult:
+    ):
         """Scores of the model's forecast against the analyses at its valid times."""
         t = partition_key_to_time(context.partition_key)
         store = storage.storage()
         model_config = resolve_model_config(spec, settings)  # hashes the artifact: once a run
         forecast = open_forecast(store, spec, settings, t, model_config=model_config)
         truth, _ = open_truth(store, settings, list(valid_times(forecast)), config.truth_member)
+        if truth is None:
+            context.log.info(
+                f"{spec.name} {context.partition_key}: no analysis at any valid time yet; "
+                "verification waits for the first lead's truth (nothing materialized)"
+            )
+            return
         clim_path = climatology_relpath(settings)
         climatology = store.open_zarr(clim_path) if store.exists(clim_path) else None
-        if truth is None:
-            result = unverified(forecast, "no analysis at any valid time yet")
-        else:
-            result = verify_forecast(
-                forecast,
-                truth,
-                model=spec.name,
-                climatology=climatology,
-                truth_member=config.truth_member,
-                skipna=config.skipna,
-            )
+        result = verify_forecast(
+            forecast,
+            truth,
+            model=spec.name,
+            climatology=climatology,
+            truth_member=config.truth_member,
+            skipna=config.skipna,
+        )
         table = validate_scores(result.table)
         url = write_table(
             store, table, scores_relpath(spec, settings, t, model_config=model_config)
@@ -140,7 +145,7 @@ def verification_asset(
         metadata = verification_metadata(
             result, table, url=url, partition_key=context.partition_key, climatology=climatology
         )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             data_version=dg.DataVersion(table_version(table)), metadata=metadata
         )
 

@@ -249,17 +249,6 @@ def empty_table() -> pd.DataFrame:
     )
 
 
-def unverified(forecast: xr.Dataset, note: str) -> Verification:
-    """A forecast none of whose leads could be scored (e.g. no analysis yet), and why."""
-    return Verification(
-        table=empty_table(),
-        scored_leads=[],
-        missing_leads=[pd.Timedelta(v) for v in forecast["lead_time"].values],
-        members=int(forecast.sizes.get(MEMBER_DIM, 1)),
-        notes=[note],
-    )
-
-
 def _as_table(
     rows: list[dict[str, object]], model: str, analysis_time: pd.Timestamp
 ) -> pd.DataFrame:
