@@ -187,3 +187,30 @@ def test_freshness_deadline(cron, delay, expected):
     from weather_assets.ingest.freshness import deadline_cron
 
     assert deadline_cron(cron, delay) == expected
+
+
+def test_cycles_already_ingested_are_observed_not_requested(settings):
+    """First start of the sensor after `make demo`: the demo ingested the cycles in-process, so
+    nothing is requested again; a cycle republished afterwards (new version) is."""
+    import definitions
+
+    write_simulated_cycles(settings.upstream_url, T0, T0 + timedelta(hours=6))
+    instance = dg.DagsterInstance.ephemeral()
+    job = definitions.build_definitions(settings).resolve_implicit_global_asset_job_def()
+    for key in ("2026-01-01T0000Z", "2026-01-01T0600Z"):
+        assert job.execute_in_process(
+            partition_key=key,
+            instance=instance,
+            asset_selection=[dg.AssetKey(["raw_inputs", "simulator"])],
+        ).success
+    up = UpstreamSource(url=settings.upstream_url)
+    sensor = _sensor(settings)
+    result, _ = _tick(sensor, up, instance)  # a fresh sensor: empty cursor
+    assert result.run_requests == []
+    assert [o.partition for o in result.asset_events] == ["2026-01-01T0000Z", "2026-01-01T0600Z"]
+    # The provider republishes 06Z with new content: that one is ingested again.
+    write_simulated_cycles(
+        settings.upstream_url, T0 + timedelta(hours=6), T0 + timedelta(hours=6), overwrite=True
+    )
+    again, _ = _tick(sensor, up, instance, result.cursor)
+    assert [r.partition_key for r in again.run_requests] == ["2026-01-01T0600Z"]

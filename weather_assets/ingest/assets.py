@@ -21,6 +21,7 @@ from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
 
 RAW_INPUTS_CODE_VERSION = "1"
+UPSTREAM_VERSION = "upstream_version"  # metadata: the upstream version a cycle was read from
 
 
 class CycleRefused(ValueError):
@@ -61,6 +62,9 @@ def build_ingest_assets(
         """The cycle's analysis, in canonical names and units, cut to the domain."""
         t = partition_key_to_time(context.partition_key)
         source = upstream.cycle_url(t)
+        # Taken before reading: if the cycle is republished meanwhile, the sensor sees a
+        # newer version and ingests it again.
+        upstream_version = upstream.cycle_version(context.partition_key)
         try:
             ds = upstream.read_cycle(t)
             # Everything is converted and checked before the first write: bad input writes
@@ -109,6 +113,7 @@ def build_ingest_assets(
                 "members": len(members),
                 "bytes": sum(w.nbytes for w in written),
                 "sha256": checksum,
+                UPSTREAM_VERSION: upstream_version or "unknown",
             },
             check_results=results,
         )

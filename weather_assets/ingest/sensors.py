@@ -18,6 +18,7 @@ import dagster as dg
 from resources.sources import ListedSource, Source
 from resources.upstream import UpstreamSource
 from weather_assets import paths
+from weather_assets.ingest.assets import UPSTREAM_VERSION
 from weather_assets.partitions import on_cadence, partition_key_to_time, time_to_partition_key
 from weather_assets.settings import PlatformSettings
 
@@ -113,6 +114,22 @@ def evaluate_upstream(
     return found, {"newest": newest, "seen": seen, "sizes": sizes}, problems
 
 
+def ingested_versions(
+    instance: dg.DagsterInstance, raw_inputs_key: dg.AssetKey, partitions: list[str]
+) -> dict[str, str]:
+    """The upstream version each partition's latest raw_inputs materialization was read from."""
+    versions = {}
+    for key in partitions:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=raw_inputs_key, asset_partitions=[key]), limit=1
+        ).records
+        materialization = records[0].asset_materialization if records else None
+        value = materialization.metadata.get(UPSTREAM_VERSION) if materialization else None
+        if value is not None:
+            versions[key] = str(value.value)
+    return versions
+
+
 def build_upstream_sensor(
     *,
     settings: PlatformSettings,
@@ -149,6 +166,9 @@ def build_upstream_sensor(
             raise
         for problem in problems:
             context.log.warning(problem)
+        # A cycle already ingested from this very version (by the demo, a backfill or an
+        # earlier deployment of this sensor) is observed but not requested again.
+        done = ingested_versions(context.instance, raw_inputs_key, [k for k, _ in found])
         runs = [
             dg.RunRequest(
                 run_key=f"{settings.upstream_name}:{key}:{version}",
@@ -156,6 +176,7 @@ def build_upstream_sensor(
                 tags={"wxplat/upstream_version": version},
             )
             for key, version in found
+            if done.get(key) != version
         ]
         observations = [
             dg.AssetObservation(
