@@ -46,8 +46,8 @@ from resources.layout import (
 from resources.runners import RunRequest, runner_for, runner_resource_keys
 from resources.storage import dataset_checksum, open_zarr_url
 from weather_assets import paths
+from weather_assets.audit import StagedWriteRefused, audit, refusal
 from weather_assets.forecast.checks import (
-    blocking_failures,
     forecast_check_results,
     forecast_check_specs,
 )
@@ -67,10 +67,6 @@ NORMALIZED_CODE_VERSION = "1"
 FORECAST_CODE_VERSION = "1"
 GROUP = "forecast"
 ARTIFACT_GROUP = "model_artifacts"
-
-
-class ForecastRefused(ValueError):
-    """A staged forecast failed a blocking check; nothing was committed."""
 
 
 def _output_version(spec: ModelSpec) -> str:
@@ -261,18 +257,10 @@ def build_model_assets(
                 md = runner_for(spec, context).run(request)
                 staged = [open_zarr_url(url, store.storage_options) for url in urls]
                 results = forecast_check_results(join_forecast_members(staged, spec), spec, t)
-                if blocking_failures(results):
-                    raise ForecastRefused(
-                        f"forecast of {name} for {context.partition_key} was refused before "
-                        "commit: "
-                        + "; ".join(
-                            f"{r.check_name}: {r.description}" for r in blocking_failures(results)
-                        )
-                        + " (the stored forecast, if any, is unchanged)"
-                    )
-        except ForecastRefused as exc:
+                audit(results, f"forecast of {name} for {context.partition_key}")
+        except StagedWriteRefused as exc:
             yield from results  # the failed checks show in the UI, tied to this run
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+            raise refusal(exc) from None
         wall = time.perf_counter() - t0
         context.log.info(f"{name} {context.partition_key}: forecast written in {wall:.1f} s")
         yield dg.MaterializeResult(

@@ -123,8 +123,3 @@ def forecast_check_results(
             description=quality.range_description,
         ),
     ]
-
-
-def blocking_failures(results: list[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]:
-    """The failed results that must stop a commit (errors, not warnings)."""
-    return [r for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]

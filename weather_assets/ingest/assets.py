@@ -13,6 +13,7 @@ from resources.dask import DaskResource
 from resources.layout import join_members, raw_inputs_relpath
 from resources.storage import StorageResource, combine_checksums
 from resources.upstream import UpstreamSource
+from weather_assets.audit import StagedWriteRefused, audit, refusal
 from weather_assets.ingest.checks import raw_inputs_check_results, raw_inputs_check_specs
 from weather_assets.ingest.convert import subset_domain
 from weather_assets.keys import raw_inputs_key, upstream_key
@@ -22,10 +23,6 @@ from weather_assets.settings import PlatformSettings
 
 RAW_INPUTS_CODE_VERSION = "1"
 UPSTREAM_VERSION = "upstream_version"  # metadata: the upstream version a cycle was read from
-
-
-class CycleRefused(ValueError):
-    """A cycle's staged data failed a blocking check; nothing was committed."""
 
 
 def build_ingest_assets(
@@ -81,25 +78,19 @@ def build_ingest_assets(
         }
         results: list[dg.AssetCheckResult] = []
 
-        def audit(staged: list[xr.Dataset]) -> None:
+        def check_staged(staged: list[xr.Dataset]) -> None:
             cycle = join_members(staged, members).load()
             analysis_time = np.datetime64(t.replace(tzinfo=None), "ns")
             results.extend(raw_inputs_check_results(cycle, analysis_time, source))
-            failed = [r for r in results if not r.passed]
-            if failed:
-                raise CycleRefused(
-                    f"cycle {context.partition_key} from {source} was refused before commit: "
-                    + "; ".join(f"{r.check_name}: {r.description}" for r in failed)
-                    + " (the stored version, if any, is unchanged)"
-                )
+            audit(results, f"cycle {context.partition_key} from {source}")
 
         label = f"{key.to_user_string()} partition {context.partition_key}"
         try:
             with dask.client():  # a distributed cluster when one is configured, else local
-                written = storage.storage().write_zarrs(stores, validate=audit, label=label)
-        except CycleRefused as exc:
+                written = storage.storage().write_zarrs(stores, validate=check_staged, label=label)
+        except StagedWriteRefused as exc:
             yield from results  # the failed checks show in the UI, tied to this run
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+            raise refusal(exc) from None
         checksum = combine_checksums([w.checksum for w in written])
         context.log.info(f"raw inputs for {context.partition_key} written to {written[0].url}")
         yield dg.MaterializeResult(

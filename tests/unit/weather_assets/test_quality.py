@@ -16,7 +16,8 @@ import xarray as xr
 from dask.callbacks import Callback
 
 from model_registry.registry import DEFAULT_REGISTRY_DIR, load_spec
-from weather_assets.forecast.checks import blocking_failures, forecast_check_results
+from weather_assets.audit import blocking_failures
+from weather_assets.forecast.checks import forecast_check_results
 from weather_assets.ingest.checks import raw_inputs_check_results
 from weather_assets.quality import (
     MISSING_SCHEMA,
