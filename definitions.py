@@ -23,7 +23,7 @@ from weather_assets.ingest.freshness import build_freshness
 from weather_assets.ingest.sensors import build_upstream_sensor
 from weather_assets.keys import raw_inputs_key, upstream_key
 from weather_assets.maintenance import build_staging_cleanup_sensor
-from weather_assets.partitions import analysis_time_partitions
+from weather_assets.partitions import settings_partitions
 from weather_assets.registry_health import build_registry_health
 from weather_assets.settings import PlatformSettings, load_settings
 from weather_assets.verification.factory import build_verification_assets
@@ -47,7 +47,7 @@ def recent_cycles_eager(settings: PlatformSettings) -> dg.AutomationCondition:
 
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     """All definitions of the code location for one deployment's settings."""
-    partitions_def = analysis_time_partitions(settings.partitions_start, settings.partitions_cron)
+    partitions_def = settings_partitions(settings)
     upstream_spec, raw_inputs = build_ingest_assets(
         settings=settings, partitions_def=partitions_def
     )
@@ -57,7 +57,9 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     report = load_registry_report(settings.registry_dir)
     for problem in report.problems:
         logger.warning("model registry entry skipped: %s", problem)
-    registry_spec, registry_check = build_registry_health(report, settings.registry_dir)
+    registry_spec, registry_check = build_registry_health(
+        report, settings.registry_dir, owners=settings.owners()
+    )
     assets: list = [upstream_spec, raw_inputs, registry_spec]
     specs = [spec for spec in report.specs if spec.enabled]
     assets += build_registry_assets(
@@ -96,6 +98,11 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         # Everything downstream of raw_inputs follows declaratively (AutomationCondition).
         dg.AutomationConditionSensorDefinition(
             "automation",
+            description="Evaluates every asset's automation condition: a new cycle's raw "
+            "inputs run each model's normalized input and forecast (cycles up to "
+            f"{settings.automation_lookback_hours} h old; older ones are for backfills), "
+            "verification once the first lead's analysis exists, and the scorecard after "
+            "new scores.",
             target=dg.AssetSelection.all(),
             default_status=dg.DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=30,

@@ -582,6 +582,13 @@ def validate_artifact(
     return load_artifact(path, expected_sha256, max_entry_bytes=max_entry_bytes).manifest
 
 
+def read_manifest(path: Path | str, *, max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES) -> Manifest:
+    """The artifact's ``artifact.yaml`` only (name, version, provenance), without the weights."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        return _read_manifest(zf, path, max_entry_bytes)
+
+
 def inspect_artifact(
     path: Path | str, *, max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
 ) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from pydantic import (
 from model_registry.architectures import get_architecture, names_where
 from weather_assets.canonical import VARIABLES, feature_name
 from weather_assets.forecast.normalize import check_forcings
+from weather_assets.settings import check_owner
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -211,6 +212,9 @@ class ModelSpec(_Frozen):
     container: ContainerSpec | None = None
     training: TrainingSpec | None = None
     enabled: bool = True
+    # Who answers for the model's assets in the UI: e-mail addresses or ``team:<name>``
+    # (empty: the platform's owner, WXPLAT_OWNER).
+    owners: tuple[str, ...] = ()
     # Set by the loader, not written in YAML: where relative artifact paths are rooted.
     base_dir: Path | None = Field(default=None, exclude=True, repr=False)
 
@@ -222,6 +226,13 @@ class ModelSpec(_Frozen):
                 f"{v!r} is not a lowercase slug (letters, digits, '-' or '_', starting with "
                 "a letter, at most 63 characters)"
             )
+        return v
+
+    @field_validator("owners")
+    @classmethod
+    def _owner_form(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for owner in v:
+            check_owner(owner)
         return v
 
     @field_validator("architecture")

@@ -9,7 +9,9 @@ One home for the relative paths of every asset kind, in the path convention of
   ``model_config`` is the artifact version (``default`` without artifact);
 - scores: ``scores.parquet`` beside the control member's ``forecast.zarr``;
 - climatology: ``climatology/<source>/<bbox>/<res>/climatology.zarr``;
-- scorecards: ``scorecard/vs-<baseline>/<bbox>/<res>/<end>/member0/scorecard.<suffix>``.
+- scorecards: ``scorecard/vs-<baseline>/<bbox>/<res>/<end>/member0/
+  scorecard_<start>_<models>.<suffix>``: one file per period (first and last cycle) and
+  model set (a short hash of the models and their artifact versions).
 
 Plain functions over :class:`resources.storage.Storage`; no Dagster.
 """
@@ -165,6 +167,34 @@ def scores_relpath(
     return sibling(control, SCORES_FILE)
 
 
+def model_configs(storage: Storage, spec: ModelSpec) -> list[str]:
+    """Every ``model_config`` (artifact version) folder a model has in storage, sorted."""
+    return [c for c in storage.list_dir(spec.name) if not c.startswith(".")]
+
+
+def scores_versions(
+    storage: Storage,
+    spec: ModelSpec,
+    settings: PlatformSettings,
+    analysis_time: datetime,
+    configs: Sequence[str] | None = None,
+) -> list[str]:
+    """The artifact versions (``model_config``) of a model with scores for a cycle, sorted.
+
+    Every version is listed, not only the one the registry runs now: cycles scored with a
+    superseded artifact keep their scores at that artifact's path. ``configs``: the model's
+    :func:`model_configs`, when the caller lists them once for many cycles.
+    """
+    return [
+        config
+        for config in (model_configs(storage, spec) if configs is None else configs)
+        if SCORES_FILE
+        in storage.list_dir(
+            posixpath.dirname(scores_relpath(spec, settings, analysis_time, model_config=config))
+        )
+    ]
+
+
 def join_forecast_members(stores: Sequence[xr.Dataset], spec: ModelSpec) -> xr.Dataset:
     """One forecast of its per-member stores, joined along a ``member`` dim."""
     if len(stores) == 1:
@@ -216,15 +246,28 @@ def climatology_relpath(settings: PlatformSettings) -> str:
     )
 
 
-def scorecard_relpath(settings: PlatformSettings, baseline: str, end: datetime, suffix: str) -> str:
-    """Scorecard files, keyed by the period's last cycle: ``scorecard/vs-<baseline>/...``."""
+def scorecard_relpath(
+    settings: PlatformSettings,
+    baseline: str,
+    start: datetime,
+    end: datetime,
+    models_hash: str,
+    suffix: str,
+) -> str:
+    """Scorecard files of the period ``start .. end`` (first and last cycle) and a model set.
+
+    ``scorecard/vs-<baseline>/<bbox>/<res>/<end>/member0/scorecard_<start>_<models_hash>``
+    plus ``suffix``: a scorecard of another period, or of other models or artifact versions,
+    never overwrites this one.
+    """
+    kind = f"scorecard_{paths.format_analysis_time(start)}_{models_hash}"
     store = paths.create_path(
         model_name="scorecard",
         model_config=f"vs-{baseline}",
         bbox=settings.bbox,
         resolution=settings.grid_resolution,
         analysis_time=end,
-        data_kind="scorecard",
+        data_kind=kind,
     )
     return store.removesuffix(".zarr") + suffix
 

@@ -26,6 +26,7 @@ LAYER1 = {
     "weather_assets.ingest.readers",
     "weather_assets.ingest.convert",
     "weather_assets.quality",
+    "weather_assets.pictures",
     "weather_assets.forecast.normalize",
     "weather_assets.forecast.rollout",
     "weather_assets.forecast.dataset",

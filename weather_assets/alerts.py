@@ -48,6 +48,9 @@ def build_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
 
     @dg.run_failure_sensor(
         name="run_failure_alerts",
+        description="On every failed run: one 'ALERT {json}' log line with the run, the "
+        "partition, the failed step and the first line of its error"
+        + (", also POSTed to the alert webhook." if webhook_url else "."),
         default_status=dg.DefaultSensorStatus.RUNNING,
         monitor_all_code_locations=False,
     )

@@ -6,7 +6,11 @@ nothing is committed. The asset then yields the results (the failed checks show 
 tied to the run) and fails with :func:`refusal`.
 """
 
+from collections.abc import Mapping
+
 import dagster as dg
+
+from weather_assets.beta import quiet_beta
 
 
 class StagedWriteRefused(ValueError):
@@ -32,3 +36,26 @@ def audit(results: list[dg.AssetCheckResult], what: str) -> None:
 def refusal(exc: StagedWriteRefused) -> dg.Failure:
     """The run failure for a refused write: a data problem, so not retried."""
     return dg.Failure(description=str(exc), allow_retries=False)
+
+
+def check_specs(
+    asset_key: dg.AssetKey,
+    partitions_def: dg.PartitionsDefinition | None,
+    checks: Mapping[str, tuple[bool, str]],
+) -> list[dg.AssetCheckSpec]:
+    """Check specs ``{name: (blocking, description)}`` of an asset, partitioned like it.
+
+    Partitioned checks tie every result to its cycle: the UI's check history has a
+    partition column, and a cycle's checks are read per partition.
+    """
+    with quiet_beta():  # partitioned check specs are a Dagster preview
+        return [
+            dg.AssetCheckSpec(
+                name,
+                asset=asset_key,
+                blocking=blocking,
+                description=text,
+                partitions_def=partitions_def,
+            )
+            for name, (blocking, text) in checks.items()
+        ]

@@ -12,15 +12,21 @@ Steps, each idempotent (what is already materialized is not redone):
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from weather_assets.ingest.simulate import write_simulated_cycles
 from weather_assets.keys import SCORECARD_KEY, climatology_key, model_keys, raw_inputs_key
+from weather_assets.lineage import record_sensor_events
 from weather_assets.partitions import time_to_partition_key
-from weather_assets.settings import load_settings
+from weather_assets.settings import (
+    PlatformSettings,
+    load_settings,
+    read_home_settings,
+    write_home_settings,
+)
 
 TRAIN_START, TRAIN_END = "2025-09-01", "2025-12-01"  # held out: the demo's 2026 cycles
 # Runs are recorded in the instance (see them with `make dev`); the terminal gets warnings only.
@@ -46,6 +52,28 @@ def _ensure_demo_artifacts(specs, echo: Callable[[str], None]) -> None:
         echo(f"{result.path}\nsha256 {result.sha256}")
 
 
+def latest_cycles(cycles: int, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """First and last of the ``cycles`` six-hourly cycles that end with the one due now."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    last = now.replace(hour=now.hour - now.hour % 6, minute=0, second=0, microsecond=0)
+    return last - timedelta(hours=6 * (cycles - 1)), last
+
+
+def demo_window(settings: PlatformSettings, start: datetime) -> PlatformSettings:
+    """Start the home's partitions (settings.env) at the demo's first cycle, or earlier.
+
+    The partitions then run from the demo's cycles to the current one, not from the default
+    start: the UI lists the cycles that exist, and a later `make dev` on the same home shows
+    the same partitions.
+    """
+    first = time_to_partition_key(start)
+    saved = read_home_settings(settings.home).get("WXPLAT_PARTITIONS_START")
+    if saved is not None:
+        first = min(first, saved)
+    write_home_settings(settings.home, {"WXPLAT_PARTITIONS_START": first})
+    return load_settings()
+
+
 def _complete(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> bool:
     """Whether the latest verification of a cycle scored every lead time."""
     records = instance.fetch_materializations(
@@ -60,17 +88,24 @@ def _complete(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) ->
 def run_demo(
     *,
     instance: dg.DagsterInstance,
-    start: datetime,
+    start: datetime | None,
     cycles: int,
     echo: Callable[[str], None] = print,
     models: bool = True,
 ) -> dict[str, list[str]]:
-    """Simulate ``cycles`` cycles and materialize what is missing; returns what was done."""
+    """Simulate ``cycles`` cycles and materialize what is missing; returns what was done.
+
+    ``start`` None: the cycles end with the one due now (the partitions then reach the
+    present, so new cycles run themselves as time goes on).
+    """
     import definitions
     from model_registry.registry import load_registry
 
-    settings = load_settings()
-    end = start + timedelta(hours=6 * (cycles - 1))
+    if start is None:
+        start, end = latest_cycles(cycles)
+    else:
+        end = start + timedelta(hours=6 * (cycles - 1))
+    settings = demo_window(load_settings(), start)
     written = write_simulated_cycles(settings.upstream_url, start, end)
     echo(
         f"upstream area {settings.upstream_url}: {sum(w for _, _, w in written)} cycle(s) "
@@ -81,6 +116,11 @@ def run_demo(
     _ensure_demo_artifacts(specs, echo)
     defs = definitions.build_definitions(settings)
     graph = defs.resolve_asset_graph()
+    # What the sensors would report first (upstream arrivals with their versions, artifact
+    # sha256s with their provenance), so the versions the runs record are the ones a later
+    # `dagster dev` sees: nothing looks stale or missing that is not.
+    recorded = record_sensor_events(instance, defs)
+    echo(f"lineage: {recorded} upstream arrival(s) and artifact observation(s) recorded")
     job = defs.resolve_implicit_global_asset_job_def()
     keys = [time_to_partition_key(start + timedelta(hours=6 * i)) for i in range(cycles)]
     done: dict[str, list[str]] = {}

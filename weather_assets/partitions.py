@@ -10,24 +10,57 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from weather_assets.settings import PlatformSettings
+
 PARTITION_FMT = "%Y-%m-%dT%H%MZ"
 
 
 def analysis_time_partitions(
-    start: str = "2026-01-01T0000Z", cron_schedule: str = "0 */6 * * *"
+    start: str = "2026-01-01T0000Z", cron_schedule: str = "0 */6 * * *", end: str | None = None
 ) -> dg.TimeWindowPartitionsDefinition:
     """Analysis-time partitions from ``start`` (in the key format) on a UTC cron cadence.
 
     A time window is normally a partition only once it has ended; a cycle's analysis exists
     at the start of its window, so ``end_offset=1`` makes the current cycle a partition too.
+    With ``end`` (a cycle on the cadence, inclusive) the partitions stop there: a demo or a
+    reforecast archive has a fixed set of cycles, not one per cycle up to today.
     """
-    return dg.TimeWindowPartitionsDefinition(
+    open_ended = dg.TimeWindowPartitionsDefinition(
         start=start,
         fmt=PARTITION_FMT,
         cron_schedule=cron_schedule,
         timezone="UTC",
         end_offset=1,
     )
+    if end is None:
+        return open_ended
+    last = partition_key_to_time(end)
+    if not on_cadence(open_ended, last) or last < partition_key_to_time(start):
+        raise ValueError(
+            f"last partition {end!r} is not a cycle of the cadence {cron_schedule!r} "
+            f"at or after {start!r}"
+        )
+    return dg.TimeWindowPartitionsDefinition(
+        start=start,
+        fmt=PARTITION_FMT,
+        cron_schedule=cron_schedule,
+        timezone="UTC",
+        # exclusive: the end of the last cycle's window
+        end=open_ended.time_window_for_partition_key(end).end.strftime(PARTITION_FMT),
+    )
+
+
+def settings_partitions(settings: PlatformSettings) -> dg.TimeWindowPartitionsDefinition:
+    """The deployment's analysis-time partitions (``WXPLAT_PARTITIONS_START/END/CRON``)."""
+    return analysis_time_partitions(
+        settings.partitions_start, settings.partitions_cron, settings.partitions_end
+    )
+
+
+def after_last_partition(partitions_def: dg.TimeWindowPartitionsDefinition, time: datetime) -> bool:
+    """Whether ``time`` lies after the last partition of partitions with a fixed end."""
+    end = partitions_def.end
+    return end is not None and time >= end.astimezone(UTC)
 
 
 def partition_key_to_time(key: str) -> datetime:

@@ -15,7 +15,7 @@ from weather_assets.keys import REGISTRY_KEY
 
 
 def build_registry_health(
-    report: RegistryReport, directory: Path
+    report: RegistryReport, directory: Path, owners: list[str] | None = None
 ) -> tuple[dg.AssetSpec, dg.AssetChecksDefinition]:
     """The registry as an external asset, with a check listing the entries that were skipped.
 
@@ -33,6 +33,8 @@ def build_registry_health(
             f"{', '.join(report.unpinned) or 'none'}. Skipped (invalid):{skipped}"
         ),
         metadata={"registry_dir": str(directory)},
+        kinds={"yaml"},
+        owners=owners or [],
     )
 
     @dg.asset_check(

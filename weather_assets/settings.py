@@ -16,6 +16,7 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_UPSTREAM_VARIABLES`` | comma-separated variables every cycle must have | any |
 | ``WXPLAT_UPSTREAM_ENSEMBLE`` | grib/netcdf upstream is an ensemble: keep its members (else member 0 only) | ``false`` |
 | ``WXPLAT_PARTITIONS_START`` | first analysis time, ``%Y-%m-%dT%H%MZ`` | ``2026-01-01T0000Z`` |
+| ``WXPLAT_PARTITIONS_END`` | last analysis time (empty: the current cycle, moving on with the clock) | unset |
 | ``WXPLAT_PARTITIONS_CRON`` | cycle cadence | ``0 */6 * * *`` |
 | ``WXPLAT_DOMAIN`` | bbox component of the grid, e.g. ``w0_s-90_e358_n90`` | simulator's global grid |
 | ``WXPLAT_RESOLUTION`` | resolution component | ``dx2deg_dy2deg`` |
@@ -27,11 +28,17 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_SCORECARD_BASELINE`` | registry model the scorecard compares against | ``persistence`` |
 | ``WXPLAT_AUTOMATION_LOOKBACK_HOURS`` | cycles this recent run by themselves (older: backfill) | ``48`` |
 | ``WXPLAT_LATE_AFTER_MINUTES`` | a cycle not ingested this long after its time is late | ``180`` |
+| ``WXPLAT_OWNER`` | owner of the platform's assets in the UI (e-mail or ``team:<name>``) | ``team:weather-platform`` |
+
+A local deployment may also keep settings in ``$WXPLAT_HOME/settings.env`` (``NAME=value``
+lines, written by ``wxplat demo`` for the demo's window of cycles): the environment wins
+over the file, the file over the defaults.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -43,6 +50,15 @@ from weather_assets import paths
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BBOX = "w0_s-90_e358_n90"
 DEFAULT_RESOLUTION = "dx2deg_dy2deg"
+
+
+def check_owner(owner: str) -> str:
+    """An asset owner as Dagster takes it: an e-mail address or ``team:<name>``."""
+    if owner.startswith("team:") and len(owner) > 5 and " " not in owner:
+        return owner
+    if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", owner):
+        return owner
+    raise ValueError(f"owner {owner!r} is neither an e-mail address nor 'team:<name>'")
 
 
 class PlatformSettings(BaseModel):
@@ -61,6 +77,7 @@ class PlatformSettings(BaseModel):
     upstream_variables: tuple[str, ...] | None = None
     upstream_ensemble: bool = False
     partitions_start: str = "2026-01-01T0000Z"
+    partitions_end: str | None = None
     partitions_cron: str = "0 */6 * * *"
     domain: str = DEFAULT_BBOX
     resolution: str = DEFAULT_RESOLUTION
@@ -72,6 +89,7 @@ class PlatformSettings(BaseModel):
     scorecard_baseline: str = "persistence"
     automation_lookback_hours: int = Field(default=48, ge=0)
     late_after_minutes: int = Field(default=180, ge=0)
+    owner: str = "team:weather-platform"
 
     @field_validator("domain")
     @classmethod
@@ -85,11 +103,21 @@ class PlatformSettings(BaseModel):
         paths.parse_resolution(value)
         return value
 
-    @field_validator("partitions_start")
+    @field_validator("partitions_start", "partitions_end")
     @classmethod
-    def _start(cls, value: str) -> str:
-        paths.parse_analysis_time(value)
+    def _start(cls, value: str | None) -> str | None:
+        if value is not None:
+            paths.parse_analysis_time(value)
         return value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        return check_owner(value)
+
+    def owners(self, model_owners: tuple[str, ...] = ()) -> list[str]:
+        """Owners shown on an asset: the model's own, else the platform's."""
+        return list(model_owners) or [self.owner]
 
     @field_validator("upstream_name")
     @classmethod
@@ -120,6 +148,7 @@ _ENV = {
     "upstream_variables": "WXPLAT_UPSTREAM_VARIABLES",
     "upstream_ensemble": "WXPLAT_UPSTREAM_ENSEMBLE",
     "partitions_start": "WXPLAT_PARTITIONS_START",
+    "partitions_end": "WXPLAT_PARTITIONS_END",
     "partitions_cron": "WXPLAT_PARTITIONS_CRON",
     "domain": "WXPLAT_DOMAIN",
     "resolution": "WXPLAT_RESOLUTION",
@@ -131,13 +160,54 @@ _ENV = {
     "scorecard_baseline": "WXPLAT_SCORECARD_BASELINE",
     "automation_lookback_hours": "WXPLAT_AUTOMATION_LOOKBACK_HOURS",
     "late_after_minutes": "WXPLAT_LATE_AFTER_MINUTES",
+    "owner": "WXPLAT_OWNER",
 }
+HOME_SETTINGS = "settings.env"  # a local deployment's own settings, under WXPLAT_HOME
+
+
+def read_home_settings(home: Path) -> dict[str, str]:
+    """``NAME=value`` lines of ``<home>/settings.env`` (comments and blank lines skipped)."""
+    path = home / HOME_SETTINGS
+    if not path.is_file():
+        return {}
+    values = {}
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or name.strip() not in _ENV.values():
+            raise ValueError(f"{path}, line {n}: {line!r} is not a WXPLAT_<NAME>=value setting")
+        values[name.strip()] = value.strip()
+    return values
+
+
+def write_home_settings(home: Path, values: Mapping[str, str | None]) -> Path:
+    """Update ``<home>/settings.env`` with ``values`` (None removes a setting), atomically."""
+    current = read_home_settings(home)
+    for name, value in values.items():
+        if name not in _ENV.values():
+            raise ValueError(f"{name} is not a platform setting")
+        if value is None:
+            current.pop(name, None)
+        else:
+            current[name] = value
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / HOME_SETTINGS
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(
+        "# Settings of this local deployment (the environment overrides them).\n"
+        + "".join(f"{k}={v}\n" for k, v in sorted(current.items()))
+    )
+    tmp.replace(path)
+    return path
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> PlatformSettings:
     """Settings from ``WXPLAT_*`` variables (``os.environ`` by default), with local defaults."""
     env = os.environ if environ is None else environ
     home = Path(env.get("WXPLAT_HOME") or PROJECT_ROOT / ".wxplat").resolve()
+    env = {**read_home_settings(home), **{k: v for k, v in env.items() if v}}
     values: dict[str, object] = {
         "home": home,
         "storage_root": str(home / "storage"),

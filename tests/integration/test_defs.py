@@ -69,3 +69,35 @@ def test_every_partitioned_asset_shares_the_analysis_time_partitions(settings):
         for k in graph.get_all_asset_keys()
         if graph.get(k).partitions_def
     )
+
+
+def test_the_graph_reads_at_a_glance(settings):
+    """What an operator sees in the UI: every asset, check and sensor says what it is and who
+    answers for it, and no two nodes of a group carry the same label (the key's last part)."""
+    import definitions
+
+    defs = definitions.build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    labels: dict[tuple[str, str], list[str]] = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        name = key.to_user_string()
+        assert node.description, f"{name} has no description"
+        assert node.owners, f"{name} has no owner"
+        assert node.kinds, f"{name} has no kinds"
+        labels.setdefault((node.group_name, key.path[-1]), []).append(name)
+        for check_key in node.check_keys:
+            spec = graph.get_check_spec(check_key)
+            assert spec.description, f"check {check_key.to_user_string()} has no description"
+            # Freshness judges the asset's latest cycle, not one cycle: unpartitioned on purpose.
+            per_cycle = "freshness" not in check_key.name
+            if per_cycle and node.partitions_def is not None and spec.partitions_def is None:
+                raise AssertionError(f"check {check_key.to_user_string()} is not partitioned")
+        schema = node.metadata.get("dagster/column_schema")
+        if schema is not None:
+            for column in getattr(schema, "schema", schema).columns:
+                assert column.description, f"{name} column {column.name} has no description"
+    clashes = {k: v for k, v in labels.items() if len(v) > 1}
+    assert not clashes, f"ambiguous labels in one group: {clashes}"
+    for sensor in defs.sensors:
+        assert sensor.description, f"sensor {sensor.name} has no description"

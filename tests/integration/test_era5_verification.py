@@ -132,8 +132,8 @@ def test_era5_through_the_dagster_assets(wx_env, era5_grib, monkeypatch, era5_st
         if e.event_type_value == "ASSET_MATERIALIZATION"
     )
     assert meta["members"].value == 10 and meta["complete"].value is True
-    assert np.isfinite(meta["crps_fair geopotential_500hPa +24h"].value)
-    assert 0 < meta["spread_skill temperature_850hPa +24h"].value < 0.5
+    assert np.isfinite(meta["crps_fair geopotential_500hPa +24h [m2 s-2]"].value)
+    assert 0 < meta["spread_skill temperature_850hPa +24h [1]"].value < 0.5
     table = pd.read_parquet(store.url(sibling(path, "scores.parquet")))
     # Through storage and dask the same numbers, up to float32 summation order (the bias of
     # geopotential ~5e4 m2 s-2 differs in the 7th digit of the field).

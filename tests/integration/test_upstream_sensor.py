@@ -214,3 +214,41 @@ def test_cycles_already_ingested_are_observed_not_requested(settings):
     )
     again, _ = _tick(sensor, up, instance, result.cursor)
     assert [r.partition_key for r in again.run_requests] == ["2026-01-01T0600Z"]
+
+
+def test_arrivals_show_as_present_cycles_and_are_reported_once(settings):
+    """The UI shows upstream partitions that arrived (not Missing), each reported once."""
+    from weather_assets.lineage import report
+
+    write_simulated_cycles(settings.upstream_url, T0, T0 + timedelta(hours=6))
+    instance = dg.DagsterInstance.ephemeral()
+    up = UpstreamSource(url=settings.upstream_url)
+    sensor = _sensor(settings)
+    result, _ = _tick(sensor, up, instance)
+    assert all(isinstance(e, dg.AssetMaterialization) for e in result.asset_events)
+    report(instance, result.asset_events)
+    upstream = dg.AssetKey(["upstream", "simulator"])
+    assert instance.get_materialized_partitions(upstream) == {
+        "2026-01-01T0000Z",
+        "2026-01-01T0600Z",
+    }
+    # A sensor starting afresh on this instance (a restart, a later `dagster dev` after the
+    # demo) does not report the same arrivals again.
+    again, _ = _tick(sensor, up, instance)
+    assert again.asset_events == []
+
+
+def test_cycles_after_a_fixed_last_partition_are_skipped(settings, tmp_path):
+    write_simulated_cycles(settings.upstream_url, T0, T0 + timedelta(hours=12))
+    parts = analysis_time_partitions("2026-01-01T0000Z", end="2026-01-01T0600Z")
+    found, _, problems = evaluate_upstream(
+        UpstreamSource(url=settings.upstream_url),
+        parts,
+        {},
+        datetime(2026, 2, 1, tzinfo=UTC),
+        timedelta(days=2),
+    )
+    assert [k for k, _ in found] == ["2026-01-01T0000Z", "2026-01-01T0600Z"]
+    assert problems == [
+        "skipped upstream entry '2026-01-01T1200Z' is after the last partition (WXPLAT_PARTITIONS_END)"
+    ]

@@ -153,7 +153,7 @@ def test_verification_by_hand_writes_scores_and_headlines(settings):
     assert meta["complete"].value is True
     assert meta["missing_leads"].value == "none"
     assert meta["scored_leads"].value == 4
-    headline = meta["rmse geopotential_500hPa +24h"].value
+    headline = meta["rmse geopotential_500hPa +24h [m2 s-2]"].value
     assert isinstance(headline, float) and headline > 0
     table = pd.read_parquet(Storage(settings.storage_root).url(_scores_path(settings, spec, T0)))
     assert meta["path"].value.endswith("/member0/scores.parquet")
@@ -166,7 +166,9 @@ def test_verification_by_hand_writes_scores_and_headlines(settings):
         & (table["level"] == 500)
         & (table["lead_time"] == pd.Timedelta(hours=24))
     ]
-    assert float(row["value"].iloc[0]) == pytest.approx(headline)
+    # 4 significant digits in the metadata, full precision in the table
+    assert float(row["value"].iloc[0]) == pytest.approx(headline, rel=5e-4)
+    assert float(f"{headline:.4g}") == headline
     assert "| geopotential_500hPa |" in meta["rmse"].value
 
 
@@ -231,7 +233,7 @@ def test_climatology_enables_acc(settings):
     table = pd.read_parquet(Storage(settings.storage_root).url(_scores_path(settings, spec, T0)))
     acc = table[(table["metric"] == "acc") & (table["variable"] == "geopotential")]
     acc = acc[acc["level"] == 500].sort_values("lead_time")["value"].to_numpy()
-    assert meta["acc geopotential_500hPa +24h"].value == pytest.approx(acc[-1])
+    assert meta["acc geopotential_500hPa +24h [1]"].value == pytest.approx(acc[-1], rel=5e-4)
     assert (acc > 0).all() and (acc <= 1).all() and acc[0] > acc[-1]
 
 
@@ -368,10 +370,10 @@ def test_with_the_real_forecast_assets(tmp_path):
     ens = metas[verification_key("persistence-ens")]
     assert det["members"].value == 1 and det["complete"].value is True
     assert ens["members"].value == 3 and ens["complete"].value is True
-    assert "crps_fair geopotential_500hPa +24h" in ens
+    assert "crps_fair geopotential_500hPa +24h [m2 s-2]" in ens
     assert "/persistence/default/" in det["path"].value
     # The ensemble is persistence plus small perturbations: nearly the same ensemble-mean RMSE.
-    key = "rmse geopotential_500hPa +24h"
+    key = "rmse geopotential_500hPa +24h [m2 s-2]"
     assert ens[key].value == pytest.approx(det[key].value, rel=0.01)
     card = job.execute_in_process(instance=instance, asset_selection=[SCORECARD_KEY])
     assert card.success

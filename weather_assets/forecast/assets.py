@@ -2,9 +2,9 @@
 
 For a model ``<name>``:
 
-- ``model_artifact/<name>`` (unpartitioned, observable source asset; none for persistence):
-  observing it hashes the artifact, and its sha256 is the data version, so a new artifact
-  makes every downstream forecast show as stale in the UI.
+- ``model_artifact/<name>`` (unpartitioned, observable source asset; none for
+  persistence): the artifact sensor observes it, and its sha256 is the data version, so a new artifact makes
+  every downstream forecast show as stale in the UI.
 - ``normalized/<name>`` (per analysis time): the raw inputs stacked into the model's feature
   order and standardized with the artifact's statistics.
 - ``forecast/<name>`` (per analysis time): the rollout to the model's max lead time, written
@@ -19,7 +19,6 @@ steps with the artifact's error, never the loading of the definitions.
 import hashlib
 import json
 import time
-import warnings
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -28,11 +27,10 @@ import numpy as np
 import xarray as xr
 
 from model_registry.architectures import get_architecture
-from model_registry.artifact import LoadedArtifact, fetch_artifact
+from model_registry.artifact import LoadedArtifact
 from model_registry.registry import k8s_config, pool_for
 from model_registry.resolve import (
     DEFAULT_MODEL_CONFIG,
-    artifact_cache_dir,
     load_model_artifact,
     model_config_of,
 )
@@ -47,6 +45,7 @@ from resources.runners import RunRequest, runner_for, runner_resource_keys
 from resources.storage import dataset_checksum, open_zarr_url
 from weather_assets import paths
 from weather_assets.audit import StagedWriteRefused, audit, refusal
+from weather_assets.beta import quiet_beta
 from weather_assets.forecast.checks import (
     forecast_check_results,
     forecast_check_specs,
@@ -59,12 +58,17 @@ from weather_assets.forecast.normalize import (
 )
 from weather_assets.forecast.rollout import check_finite, check_grid
 from weather_assets.keys import artifact_key, forecast_key, normalized_key
+from weather_assets.lineage import DATA_VERSION_TAG, artifact_observation
 from weather_assets.partitions import partition_key_to_time
+from weather_assets.pictures import forecast_map_markdown
 from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
 
 NORMALIZED_CODE_VERSION = "1"
 FORECAST_CODE_VERSION = "1"
+# UI groups: the graph labels a node with its key's last part (the model's name), so each of
+# a model's assets sits in the group of its kind: inputs, forecasts, artifacts.
+INPUTS_GROUP = "model_inputs"
 GROUP = "forecast"
 ARTIFACT_GROUP = "model_artifacts"
 
@@ -133,12 +137,14 @@ def build_model_assets(
         retry_policy=IO_RETRY,
         deps=[raw_inputs_key, *upstream_artifact],
         partitions_def=partitions_def,
-        group_name=GROUP,
+        group_name=INPUTS_GROUP,
         code_version=NORMALIZED_CODE_VERSION,
+        owners=settings.owners(spec.owners),
         kinds={"xarray", "zarr"},
         metadata=static_md,
         automation_condition=automation_condition,
-        description=f"Inputs of {name}: raw inputs stacked to its features and standardized.",
+        description=f"Inputs of {name} for one cycle: {raw_inputs_key.to_user_string()} "
+        "stacked to the model's features and standardized with its artifact's statistics.",
         required_resource_keys={"storage"},
     )
     def normalized(context: dg.AssetExecutionContext):
@@ -188,6 +194,7 @@ def build_model_assets(
         partitions_def=partitions_def,
         group_name=GROUP,
         code_version=f"{FORECAST_CODE_VERSION}-{_output_version(spec)}",
+        owners=settings.owners(spec.owners),
         kinds={get_architecture(spec.architecture).kind, "zarr"},
         op_tags={"dagster-k8s/config": k8s_config(spec)},
         pool=pool_for(spec),
@@ -195,8 +202,10 @@ def build_model_assets(
         automation_condition=automation_condition,
         # Plus what the model's runner needs (Pipes models: the ``pipes_client``).
         required_resource_keys={"storage", *runner_resource_keys(spec)},
-        description=f"Forecast of {name} to {format_duration(spec.max_lead_time)}.",
-        check_specs=forecast_check_specs(forecast_key(spec.name)),
+        description=f"Forecast of {name} ({spec.architecture}) from one cycle's analysis to "
+        f"{format_duration(spec.max_lead_time)} every {format_duration(spec.timestep)}, "
+        f"{spec.members} member(s); checked before it is committed.",
+        check_specs=forecast_check_specs(forecast_key(spec.name), partitions_def),
     )
     def forecast(context: dg.AssetExecutionContext, config: ForecastConfig):
         """The model's rollout to its max lead time, one chunk per lead time and variable."""
@@ -256,8 +265,10 @@ def build_model_assets(
                 )
                 md = runner_for(spec, context).run(request)
                 staged = [open_zarr_url(url, store.storage_options) for url in urls]
-                results = forecast_check_results(join_forecast_members(staged, spec), spec, t)
+                joined = join_forecast_members(staged, spec)
+                results = forecast_check_results(joined, spec, t)
                 audit(results, f"forecast of {name} for {context.partition_key}")
+                picture = _forecast_map(context, joined, f"{name} {context.partition_key}")
         except StagedWriteRefused as exc:
             yield from results  # the failed checks show in the UI, tied to this run
             raise refusal(exc) from None
@@ -271,6 +282,7 @@ def build_model_assets(
                 "path": dg.MetadataValue.path(store.url(out_rels[0])),
                 "stores": len(out_rels),
                 "fingerprint": fingerprint,
+                **picture,
             },
             check_results=results,
         )
@@ -307,41 +319,45 @@ def build_registry_assets(
 # helpers of the assets
 
 
-def _artifact_asset(spec: ModelSpec, settings: PlatformSettings):
-    with warnings.catch_warnings():
-        # Dagster's observed-asset API is beta; its warning would repeat on every load of the
-        # code location (each run, step and sensor process), drowning the useful lines.
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        return _observable_artifact(spec, settings)
+def _artifact_asset(spec: ModelSpec, settings: PlatformSettings) -> dg.AssetsDefinition:
+    """``model_artifact/<model>``: observable (sha256 as data version, with provenance).
 
-
-def _observable_artifact(spec: ModelSpec, settings: PlatformSettings):
-    @dg.observable_source_asset(
+    The artifact sensor observes it every minute; "Observe" in the UI does it at once.
+    """
+    asset_spec = dg.AssetSpec(
         key=artifact_key(spec.name),
         group_name=ARTIFACT_GROUP,
-        description=f"Inference artifact of {spec.name} ({spec.artifact.uri}); data version = "
-        "its sha256.",
+        description=f"Inference artifact of {spec.name} ({spec.artifact.uri}). Its data "
+        "version is the file's sha256 (observed by model_artifacts_sensor), so a replaced "
+        "artifact marks the forecasts made with the old one stale (list them: wxplat stale).",
         metadata={"uri": spec.artifact.uri, "pinned_sha256": spec.artifact.sha256 or "none"},
+        kinds={"zip", get_architecture(spec.architecture).kind},
+        owners=settings.owners(spec.owners),
     )
-    def model_artifact(context):
-        """Hash the artifact: a new sha256 marks the model's forecasts stale."""
-        path, digest = fetch_artifact(
-            spec.artifact_location, spec.artifact.sha256, artifact_cache_dir(settings)
+    with quiet_beta():  # observable source assets are a Dagster beta
+
+        @dg.multi_observable_source_asset(
+            specs=[asset_spec], name=f"observe_{artifact_key(spec.name).to_python_identifier()}"
         )
-        if spec.artifact.sha256 is None:
-            context.log.warning(
-                f"{spec.name}: no sha256 pinned in the registry; using the file's digest {digest}"
+        def model_artifact(context):
+            """Hash the artifact and read its manifest."""
+            observation = artifact_observation(spec, settings)
+            yield dg.ObserveResult(
+                asset_key=observation.asset_key,
+                data_version=dg.DataVersion(observation.tags[DATA_VERSION_TAG]),
+                metadata=observation.metadata,
             )
-        return dg.ObserveResult(
-            data_version=dg.DataVersion(digest),
-            metadata={
-                "sha256": digest,
-                "path": dg.MetadataValue.path(str(path)),
-                "bytes": path.stat().st_size,
-            },
-        )
 
     return model_artifact
+
+
+def _forecast_map(context: dg.AssetExecutionContext, forecast: xr.Dataset, title: str) -> dict:
+    """``{"map": markdown}``: headline fields at a few leads, for the UI (empty if none)."""
+    try:
+        return {"map": dg.MetadataValue.md(forecast_map_markdown(forecast, title=title))}
+    except ValueError as exc:  # nothing drawable: the forecast itself is fine
+        context.log.warning(f"no map for {title}: {exc}")
+        return {}
 
 
 def _check_time(raw: xr.Dataset, t: datetime) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from model_registry.spec import ModelSpec
+from weather_assets.audit import check_specs
 from weather_assets.canonical import VARIABLES
 from weather_assets.forecast.normalize import parse_feature
 from weather_assets.quality import assess, summary_markdown
@@ -84,12 +85,11 @@ CHECKS = {
 }
 
 
-def forecast_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+def forecast_check_specs(
+    asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None = None
+) -> list[dg.AssetCheckSpec]:
     """The checks the forecast asset reports on every forecast it writes (or keeps)."""
-    return [
-        dg.AssetCheckSpec(name, asset=asset_key, blocking=blocking, description=text)
-        for name, (blocking, text) in CHECKS.items()
-    ]
+    return check_specs(asset_key, partitions_def, CHECKS)
 
 
 def forecast_check_results(

@@ -32,10 +32,12 @@ def build_ingest_assets(
     upstream = dg.AssetSpec(
         key=upstream_key(settings.upstream_name),
         description=f"Analyses published by the upstream source {settings.upstream_name!r} "
-        f"({settings.upstream_kind} at {settings.upstream_url}); observed, not materialized.",
+        f"({settings.upstream_kind} at {settings.upstream_url}). Not computed here: the "
+        f"upstream sensor reports each cycle that has arrived, with its version.",
         group_name="upstream",
         partitions_def=partitions_def,
         kinds={settings.upstream_kind},
+        owners=settings.owners(),
     )
     key = raw_inputs_key(settings.upstream_name)
 
@@ -48,7 +50,11 @@ def build_ingest_assets(
         kinds={"xarray", "zarr"},
         retry_policy=IO_RETRY,
         metadata={"domain": settings.domain, "resolution": settings.resolution},
-        check_specs=raw_inputs_check_specs(key),
+        check_specs=raw_inputs_check_specs(key, partitions_def),
+        owners=settings.owners(),
+        description=f"One cycle's analysis from {settings.upstream_name!r} in canonical names "
+        f"and units, cut to the domain {settings.domain} at {settings.resolution}; every "
+        "member is checked before it is committed.",
     )
     def raw_inputs(
         context: dg.AssetExecutionContext,

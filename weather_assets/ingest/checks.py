@@ -11,6 +11,7 @@ import dagster as dg
 import numpy as np
 import xarray as xr
 
+from weather_assets.audit import check_specs
 from weather_assets.canonical import VARIABLES
 from weather_assets.quality import assess, summary_markdown
 
@@ -46,12 +47,13 @@ def schema_problems(ds: xr.Dataset, analysis_time: np.datetime64) -> list[str]:
     return problems
 
 
-def raw_inputs_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+def raw_inputs_check_specs(
+    asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None = None
+) -> list[dg.AssetCheckSpec]:
     """The blocking checks the ``raw_inputs`` asset reports on every cycle it writes."""
-    return [
-        dg.AssetCheckSpec(name, asset=asset_key, blocking=True, description=text)
-        for name, text in CHECK_DESCRIPTIONS.items()
-    ]
+    return check_specs(
+        asset_key, partitions_def, {name: (True, text) for name, text in CHECK_DESCRIPTIONS.items()}
+    )
 
 
 def raw_inputs_check_results(

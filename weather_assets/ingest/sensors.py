@@ -18,11 +18,16 @@ import dagster as dg
 from resources.sources import ListedSource, Source
 from resources.upstream import UpstreamSource
 from weather_assets import paths
+from weather_assets.beta import quiet_beta
 from weather_assets.ingest.assets import UPSTREAM_VERSION
-from weather_assets.partitions import on_cadence, partition_key_to_time, time_to_partition_key
+from weather_assets.lineage import recorded_version, upstream_arrival
+from weather_assets.partitions import (
+    after_last_partition,
+    on_cadence,
+    partition_key_to_time,
+    time_to_partition_key,
+)
 from weather_assets.settings import PlatformSettings
-
-DATA_VERSION_TAG = "dagster/data_version"
 
 
 def _valid_key(
@@ -44,6 +49,8 @@ def _valid_key(
         return f"{key!r} is not on the partition cadence ({partitions_def.cron_schedule})"
     if t > now:
         return f"{key!r} lies in the future"
+    if after_last_partition(partitions_def, t):
+        return f"{key!r} is after the last partition (WXPLAT_PARTITIONS_END)"
     return None
 
 
@@ -141,57 +148,57 @@ def build_upstream_sensor(
 ) -> dg.SensorDefinition:
     """A sensor for the configured source: observe upstream, request raw_inputs partitions."""
 
-    @dg.sensor(
-        name=f"upstream_{settings.upstream_name}_sensor",
-        target=dg.AssetSelection.assets(raw_inputs_key),
-        minimum_interval_seconds=interval_seconds,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"New complete cycles at {settings.upstream_url} -> raw_inputs partitions.",
-    )
-    def upstream_sensor(context: dg.SensorEvaluationContext, upstream: UpstreamSource):
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        now = datetime.now(UTC)
-        try:
-            found, new_cursor, problems = evaluate_upstream(
-                upstream, partitions_def, cursor, now, lookback
-            )
-        except (OSError, ValueError) as exc:
-            # Unreachable bucket, DNS, permissions: report, keep the cursor, retry next tick.
-            context.log.error(f"listing {upstream.url} failed, will retry: {exc}")
-            return dg.SkipReason(f"upstream {upstream.url} unreachable: {exc}")
-        except Exception as exc:  # botocore's errors are not OSErrors
-            if type(exc).__module__.startswith(("botocore", "aiobotocore", "urllib3")):
+    with quiet_beta():  # sensor owners are a Dagster beta
+
+        @dg.sensor(
+            name=f"upstream_{settings.upstream_name}_sensor",
+            target=dg.AssetSelection.assets(raw_inputs_key),
+            minimum_interval_seconds=interval_seconds,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            description=f"Lists {settings.upstream_url} for complete new cycles: reports each as "
+            f"arrived on {upstream_key.to_user_string()} (with its version) and requests its "
+            f"{raw_inputs_key.to_user_string()} partition unless that version is already ingested.",
+            owners=settings.owners(),
+        )
+        def upstream_sensor(context: dg.SensorEvaluationContext, upstream: UpstreamSource):
+            cursor = json.loads(context.cursor) if context.cursor else {}
+            now = datetime.now(UTC)
+            try:
+                found, new_cursor, problems = evaluate_upstream(
+                    upstream, partitions_def, cursor, now, lookback
+                )
+            except (OSError, ValueError) as exc:
+                # Unreachable bucket, DNS, permissions: report, keep the cursor, retry next tick.
                 context.log.error(f"listing {upstream.url} failed, will retry: {exc}")
                 return dg.SkipReason(f"upstream {upstream.url} unreachable: {exc}")
-            raise
-        for problem in problems:
-            context.log.warning(problem)
-        # A cycle already ingested from this very version (by the demo, a backfill or an
-        # earlier deployment of this sensor) is observed but not requested again.
-        done = ingested_versions(context.instance, raw_inputs_key, [k for k, _ in found])
-        runs = [
-            dg.RunRequest(
-                run_key=f"{settings.upstream_name}:{key}:{version}",
-                partition_key=key,
-                tags={"wxplat/upstream_version": version},
+            except Exception as exc:  # botocore's errors are not OSErrors
+                if type(exc).__module__.startswith(("botocore", "aiobotocore", "urllib3")):
+                    context.log.error(f"listing {upstream.url} failed, will retry: {exc}")
+                    return dg.SkipReason(f"upstream {upstream.url} unreachable: {exc}")
+                raise
+            for problem in problems:
+                context.log.warning(problem)
+            # A cycle already ingested from this very version (by the demo, a backfill or an
+            # earlier deployment of this sensor) is observed but not requested again.
+            done = ingested_versions(context.instance, raw_inputs_key, [k for k, _ in found])
+            runs = [
+                dg.RunRequest(
+                    run_key=f"{settings.upstream_name}:{key}:{version}",
+                    partition_key=key,
+                    tags={"wxplat/upstream_version": version},
+                )
+                for key, version in found
+                if done.get(key) != version
+            ]
+            arrivals = [
+                upstream_arrival(
+                    upstream_key, key, version, upstream.cycle_url(partition_key_to_time(key))
+                )
+                for key, version in found
+                if recorded_version(context.instance, upstream_key, key) != version
+            ]
+            return dg.SensorResult(
+                run_requests=runs, asset_events=arrivals, cursor=json.dumps(new_cursor)
             )
-            for key, version in found
-            if done.get(key) != version
-        ]
-        observations = [
-            dg.AssetObservation(
-                asset_key=upstream_key,
-                partition=key,
-                metadata={
-                    "url": upstream.cycle_url(partition_key_to_time(key)),
-                    "version": version,
-                },
-                tags={DATA_VERSION_TAG: version},
-            )
-            for key, version in found
-        ]
-        return dg.SensorResult(
-            run_requests=runs, asset_events=observations, cursor=json.dumps(new_cursor)
-        )
 
     return upstream_sensor

@@ -27,6 +27,7 @@ from resources.layout import (
 )
 from resources.storage import Storage, StorageResource
 from weather_assets.keys import forecast_key, verification_key
+from weather_assets.lineage import made_with_version
 from weather_assets.partitions import partition_key_to_time
 from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
@@ -98,6 +99,7 @@ def verification_asset(
         partitions_def=partitions_def,
         group_name=GROUP,
         code_version=VERIFICATION_CODE_VERSION,
+        owners=settings.owners(spec.owners),
         kinds={"pandas", "parquet"},
         automation_condition=verification_condition(spec.max_lead_time, cadence, ignore=[clim_key]),
         metadata={
@@ -106,7 +108,10 @@ def verification_asset(
             "truth": raw_inputs_key.to_user_string(),
             "dagster/column_schema": column_schema(),
         },
-        description=f"Scores of forecast/{spec.name} against the analyses at its valid times.",
+        description=f"Scores of forecast/{spec.name} against the analyses at its valid times. "
+        "Headline scores (e.g. 'rmse geopotential_500hPa +24h [m2 s-2]') are numeric metadata, "
+        "4 significant digits with their units, plotted per partition (analysis time) in the "
+        "UI's Plots tab.",
         # Before the first lead's analysis exists there is nothing to score: no
         # materialization (and no scorecard rerun) until the truth arrives.
         output_required=False,
@@ -117,7 +122,11 @@ def verification_asset(
         """Scores of the model's forecast against the analyses at its valid times."""
         t = partition_key_to_time(context.partition_key)
         store = storage.storage()
-        model_config = resolve_model_config(spec, settings)  # hashes the artifact: once a run
+        # The forecast this cycle has (made with the artifact recorded on it): a cycle made
+        # before a retrain is still scored, as the version it is.
+        model_config = made_with_version(
+            context.instance, forecast_key(spec.name), context.partition_key
+        ) or resolve_model_config(spec, settings)
         forecast = open_forecast(store, spec, settings, t, model_config=model_config)
         truth, _ = open_truth(store, settings, list(valid_times(forecast)), config.truth_member)
         if truth is None:
@@ -145,6 +154,7 @@ def verification_asset(
         metadata = verification_metadata(
             result, table, url=url, partition_key=context.partition_key, climatology=climatology
         )
+        metadata["artifact_version"] = model_config
         yield dg.MaterializeResult(
             data_version=dg.DataVersion(table_version(table)), metadata=metadata
         )

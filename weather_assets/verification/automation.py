@@ -13,12 +13,12 @@ ignored by the condition (a missing climatology only skips ACC; a new one does n
 history). The scorecard runs after any verification partition updates.
 """
 
-import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 
 import dagster as dg
 
+from weather_assets.beta import quiet_beta
 from weather_assets.partitions import partition_offset
 
 DEFAULT_LOOKBACK_MARGIN = timedelta(days=1)
@@ -33,8 +33,7 @@ def truth_mapping(max_lead: timedelta, cadence: timedelta) -> dg.TimeWindowParti
     waits for all).
     """
     offset = partition_offset(max_lead, cadence)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)  # the allow_... parameter is beta
+    with quiet_beta():  # the allow_... parameter is beta
         return dg.TimeWindowPartitionMapping(
             start_offset=0, end_offset=offset, allow_nonexistent_upstream_partitions=True
         )

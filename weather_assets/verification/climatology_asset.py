@@ -14,7 +14,6 @@ from resources.storage import Storage, StorageResource
 from weather_assets.partitions import partition_key_to_time, time_to_partition_key
 from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
-from weather_assets.verification.assets import GROUP
 from weather_assets.verification.climatology import compute_climatology
 from weather_assets.verification.scores import select_truth_member
 
@@ -67,8 +66,11 @@ def climatology_asset(
         key=clim_key,
         retry_policy=IO_RETRY,
         deps=[raw_inputs_key],
-        group_name=GROUP,
+        # Its own group: the graph labels nodes by their key's last part, the source's name,
+        # which raw_inputs/<source> and upstream/<source> share.
+        group_name="climatology",
         code_version=CLIMATOLOGY_CODE_VERSION,
+        owners=settings.owners(),
         kinds={"xarray", "zarr"},
         description=f"Climatology of {raw_inputs_key.to_user_string()} (per day of year and "
         "hour, smoothed; hourly mean while history is shorter than a year), for ACC.",

@@ -2,37 +2,63 @@
 
 Plain functions of a scores table (see :mod:`weather_assets.verification.scores`); the asset
 modules put their results into Dagster metadata.
+
+The UI's "Plots" tab, by partition, asks for the latest 120 partition keys of the asset's
+partitions definition (``partitionKeyConnection(limit: 120, ascending: false)``) and the
+latest materialization of each (``latestMaterializationByPartition``), then plots every
+``FloatMetadataEntry``/``IntMetadataEntry`` label found among those (dagster-webserver 1.13,
+``AssetEventMetadataPlots.tsx``, ``AssetMaterializationGraphs.tsx``). So the headline scores
+are ``FloatMetadataValue``s, finite, with one type per label, units in the label and
+4 significant digits; the plot is only empty when none of the latest 120 partitions is
+materialized (partitions running on to today while the verified cycles lie further back).
 """
 
 import hashlib
-from datetime import timedelta
+import math
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+import pandera.pandas as pa
 import xarray as xr
 
-from weather_assets.verification.schemas import SCORES_SCHEMA
-from weather_assets.verification.scores import Verification, feature_label, format_lead
-
-# Numeric metadata on verification assets (plotted over partitions in the UI), when present.
-HEADLINES: tuple[tuple[str, str, int], ...] = (
-    ("rmse", "geopotential", 500),
-    ("rmse", "temperature", 850),
-    ("rmse", "2m_temperature", -1),
-    ("rmse", "mean_sea_level_pressure", -1),
-    ("acc", "geopotential", 500),
-    ("crps_fair", "geopotential", 500),
-    ("crps_fair", "temperature", 850),
-    ("spread_skill", "geopotential", 500),
-    ("spread_skill", "temperature", 850),
+from weather_assets.verification.schemas import CARD_SCHEMA, SCORES_SCHEMA
+from weather_assets.verification.scores import (
+    COLUMNS,
+    HEADLINE_LEADS,
+    HEADLINES,
+    Verification,
+    feature_label,
+    format_lead,
+    score_units,
 )
-HEADLINE_LEADS = (timedelta(hours=24), timedelta(hours=72), timedelta(hours=120))
+
+# Significant digits of the numbers in metadata: scores are estimates over a grid of a few
+# thousand points, 4 digits say all they can (the parquet tables keep full precision).
+SIGNIFICANT_DIGITS = 4
 
 
-def headline_metadata(table: pd.DataFrame) -> dict[str, float]:
-    """Numeric headline scores, e.g. ``rmse geopotential_500hPa +24h``, where present."""
-    out: dict[str, float] = {}
+def significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """``value`` rounded to ``digits`` significant digits (non-finite values unchanged)."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def headline_label(metric: str, variable: str, level: int, lead: object) -> str:
+    """``rmse geopotential_500hPa +24h [m2 s-2]``: the score, the lead and its CF units."""
+    units = score_units(metric, variable)
+    return f"{metric} {feature_label(variable, level)} {format_lead(lead)} [{units}]"
+
+
+def headline_metadata(table: pd.DataFrame) -> dict[str, dg.FloatMetadataValue]:
+    """Numeric headline scores, e.g. ``rmse geopotential_500hPa +24h [m2 s-2]``, where present.
+
+    Every value is a ``FloatMetadataValue`` (the UI plots Float/Int entries per partition),
+    finite (a NaN score leaves its entry out: a gap in the plot, not a null point) and rounded
+    to :data:`SIGNIFICANT_DIGITS`; the units are in the label, the one text the plot shows.
+    """
+    out: dict[str, dg.FloatMetadataValue] = {}
     for metric, variable, level in HEADLINES:
         rows = table[
             (table["metric"] == metric)
@@ -41,25 +67,32 @@ def headline_metadata(table: pd.DataFrame) -> dict[str, float]:
         ]
         for lead in HEADLINE_LEADS:
             hit = rows[rows["lead_time"] == pd.Timedelta(lead)]
-            if len(hit):
-                label = f"{metric} {feature_label(variable, level)} {format_lead(lead)}"
-                out[label] = float(hit["value"].iloc[0])
+            if not len(hit):
+                continue
+            value = float(hit["value"].iloc[0])
+            if math.isfinite(value):
+                label = headline_label(metric, variable, level, lead)
+                out[label] = dg.MetadataValue.float(significant(value))
     return out
 
 
 def scores_markdown(table: pd.DataFrame, metric: str = "rmse") -> str:
-    """One metric as markdown: rows variable and level, columns lead time."""
+    """One metric as markdown: rows variable and level (with units), columns lead time; values
+    to 4 significant digits."""
     sub = table[table["metric"] == metric]
     if sub.empty:
         return f"_no {metric} scores_"
     grid = sub.set_index(["variable", "level", "lead_time"])["value"].unstack("lead_time")
     lines = [
-        "| variable | " + " | ".join(format_lead(c) for c in grid.columns) + " |",
-        "|---" * (len(grid.columns) + 1) + "|",
+        "| variable | units | " + " | ".join(format_lead(c) for c in grid.columns) + " |",
+        "|---" * (len(grid.columns) + 2) + "|",
     ]
     for (variable, level), row in grid.iterrows():
-        cells = " | ".join("NaN" if pd.isna(v) else f"{v:.4g}" for v in row.to_numpy())
-        lines.append(f"| {feature_label(variable, int(level))} | {cells} |")
+        cells = " | ".join(
+            "NaN" if pd.isna(v) else f"{v:.{SIGNIFICANT_DIGITS}g}" for v in row.to_numpy()
+        )
+        units = score_units(metric, variable)
+        lines.append(f"| {feature_label(variable, int(level))} | {units} | {cells} |")
     return "\n".join(lines)
 
 
@@ -69,13 +102,32 @@ def table_version(table: pd.DataFrame) -> str:
     return hashlib.sha256(hashes.tobytes()).hexdigest()[:16]
 
 
-def column_schema() -> dg.TableSchema:
-    """The scores table's columns, for the UI (``dagster/column_schema``)."""
+def table_schema(
+    schema: pa.DataFrameSchema, order: tuple[str, ...] | None = None
+) -> dg.TableSchema:
+    """A pandera schema as the UI's column schema: every column with its type and description."""
+    names = list(order) if order is not None else list(schema.columns)
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(name, str(col.dtype)) for name, col in SCORES_SCHEMA.columns.items()
+            dg.TableColumn(
+                name,
+                str(schema.columns[name].dtype),
+                description=schema.columns[name].description,
+                constraints=dg.TableColumnConstraints(nullable=bool(schema.columns[name].nullable)),
+            )
+            for name in names
         ]
     )
+
+
+def column_schema() -> dg.TableSchema:
+    """The scores table's columns, for the UI (``dagster/column_schema``)."""
+    return table_schema(SCORES_SCHEMA, COLUMNS)
+
+
+def card_column_schema() -> dg.TableSchema:
+    """The scorecard table's columns, for the UI (``dagster/column_schema``)."""
+    return table_schema(CARD_SCHEMA)
 
 
 def verification_metadata(

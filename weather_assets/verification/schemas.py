@@ -13,7 +13,11 @@ Per-cycle table (:data:`SCORES_SCHEMA`), one row per score:
 | value | float64 | the score; NaN when inputs had missing values (never +-inf) |
 | n | int64 | grid points where forecast and truth were valid |
 
-Rows are unique per (model, analysis_time, lead_time, variable, level, metric).
+Rows are unique per (model, analysis_time, lead_time, variable, level, metric). Units of
+``value``: the variable's CF units (squared for MSE-type metrics; ``1`` for acc and
+spread_skill). The scorecard (:data:`CARD_SCHEMA`) has one row per model, artifact version,
+variable, level and lead time. Every column carries a description (shown in the UI's column
+schema).
 """
 
 from __future__ import annotations
@@ -52,18 +56,54 @@ _ROW_CHECKS = [
     pa.Check(_value_needs_points, error="a finite score needs at least one valid point (n > 0)"),
 ]
 
+VALUE_UNITS = (
+    "in the variable's units (canonical CF units: K, m s-1, Pa, m2 s-2, kg kg-1), squared for "
+    "MSE-type metrics; dimensionless (1) for acc and spread_skill"
+)
+
 _COMMON = {
-    "model": pa.Column(str, pa.Check.str_matches(r"^[a-z][a-z0-9_-]{0,62}$")),
-    "lead_time": pa.Column("timedelta64[ns]", pa.Check.ge(pd.Timedelta(0))),
-    "variable": pa.Column(str, pa.Check.isin(list(VARIABLES))),
-    "level": pa.Column("int64", pa.Check.ge(-1)),
-    "metric": pa.Column(str, pa.Check.isin(list(METRICS))),
-    "value": pa.Column("float64", nullable=True),
-    "n": pa.Column("int64", pa.Check.ge(0)),
+    "model": pa.Column(
+        str,
+        pa.Check.str_matches(r"^[a-z][a-z0-9_-]{0,62}$"),
+        description="Registry name of the model.",
+    ),
+    "lead_time": pa.Column(
+        "timedelta64[ns]",
+        pa.Check.ge(pd.Timedelta(0)),
+        description="Lead time after the analysis time (valid time = analysis_time + lead_time).",
+    ),
+    "variable": pa.Column(
+        str, pa.Check.isin(list(VARIABLES)), description="Canonical (WeatherBench) variable name."
+    ),
+    "level": pa.Column(
+        "int64", pa.Check.ge(-1), description="Pressure level in hPa; -1 for surface fields."
+    ),
+    "metric": pa.Column(
+        str,
+        pa.Check.isin(list(METRICS)),
+        description="Score: rmse, bias, mae, acc (against the climatology); for ensembles also "
+        "crps_fair, spread and spread_skill (ensemble-mean scores otherwise).",
+    ),
+    "value": pa.Column(
+        "float64",
+        nullable=True,
+        description=f"The score, {VALUE_UNITS}. NaN when inputs had missing values.",
+    ),
+    "n": pa.Column(
+        "int64",
+        pa.Check.ge(0),
+        description="Grid points (summed over cycles when aggregated) where forecast and truth "
+        "were both valid.",
+    ),
 }
 
 SCORES_SCHEMA = pa.DataFrameSchema(
-    {**_COMMON, "analysis_time": pa.Column("datetime64[ns]")},
+    {
+        **_COMMON,
+        "analysis_time": pa.Column(
+            "datetime64[ns]", description="Analysis time of the forecast (UTC, naive)."
+        ),
+    },
     checks=_ROW_CHECKS,
     unique=list(KEY_COLUMNS),
     strict=True,
@@ -72,12 +112,78 @@ SCORES_SCHEMA = pa.DataFrameSchema(
 )
 
 AGGREGATE_SCHEMA = pa.DataFrameSchema(
-    {**_COMMON, "cycles": pa.Column("int64", pa.Check.ge(1))},
+    {
+        **_COMMON,
+        "cycles": pa.Column(
+            "int64", pa.Check.ge(1), description="Number of cycles (analysis times) aggregated."
+        ),
+    },
     checks=_ROW_CHECKS,
     unique=["model", "lead_time", "variable", "level", "metric"],
     strict=True,
     name="aggregated verification scores",
     description="Scores over a period of cycles (RMSE from the mean MSE).",
+)
+
+CARD_SCHEMA = pa.DataFrameSchema(
+    {
+        "model": _COMMON["model"],
+        "artifact_version": pa.Column(
+            str,
+            description="Artifact version the model's forecasts of these cycles were made with "
+            "(the model_config path component; 'default' for models without an artifact).",
+        ),
+        "current": pa.Column(
+            bool,
+            description="Whether this artifact version is the one the registry runs now "
+            "(False: a superseded artifact, kept as its own rows).",
+        ),
+        "baseline": pa.Column(str, description="Registry name of the baseline model."),
+        "baseline_version": pa.Column(
+            str, description="Artifact version(s) of the baseline's scores used."
+        ),
+        "metric": _COMMON["metric"],
+        "variable": _COMMON["variable"],
+        "level": _COMMON["level"],
+        "lead_time": _COMMON["lead_time"],
+        "units": pa.Column(
+            str, description="CF units of value and baseline_value (1: dimensionless)."
+        ),
+        "value": pa.Column(
+            "float64",
+            nullable=True,
+            description="The model's score over the period's paired cycles, in units (RMSE: "
+            "root of the mean MSE).",
+        ),
+        "baseline_value": pa.Column(
+            "float64",
+            nullable=True,
+            description="The baseline's score over the same cycles and leads, in units.",
+        ),
+        "pct_diff": pa.Column(
+            "float64",
+            nullable=True,
+            description="100 * (value - baseline_value) / baseline_value, in %: negative is "
+            "better for errors, positive for acc. NaN where undefined.",
+        ),
+        "cycles": pa.Column(
+            "int64",
+            pa.Check.ge(1),
+            description="Cycles where both the model (this artifact version) and the baseline "
+            "were scored at this lead.",
+        ),
+        "first_cycle": pa.Column(
+            "datetime64[ns]", description="First paired analysis time (UTC, naive)."
+        ),
+        "last_cycle": pa.Column(
+            "datetime64[ns]", description="Last paired analysis time (UTC, naive)."
+        ),
+    },
+    unique=["model", "artifact_version", "variable", "level", "lead_time", "metric"],
+    strict=True,
+    ordered=True,
+    name="scorecard",
+    description="Every model (per artifact version) against the baseline over a period.",
 )
 
 
@@ -87,3 +193,8 @@ def validate_scores(table: pd.DataFrame) -> pd.DataFrame:
     ``SchemaErrors`` listing every failure otherwise.
     """
     return SCORES_SCHEMA.validate(table.reset_index(drop=True), lazy=True)
+
+
+def validate_card(card: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard (re-indexed 0..n-1) if it satisfies :data:`CARD_SCHEMA`."""
+    return CARD_SCHEMA.validate(card.reset_index(drop=True), lazy=True)

@@ -1,41 +1,51 @@
-"""Scorecard: every model against a baseline, as a table and a picture.
+"""Scorecard: every model, per artifact version, against a baseline, as a table and pictures.
 
 Cells are the percentage difference of a model's score from the baseline's,
 ``100 * (model - baseline) / baseline``, per variable and level (rows) and lead time
 (columns): negative is better for errors (RMSE). Scores are paired: a (cycle, lead) counts
 only where both the model and the baseline were scored, and each side's RMSE over the period
 is the root of its mean MSE (:func:`weather_assets.verification.scores.aggregate_scores`).
+
+A model retrained during the period has cycles scored with each artifact: the scores tables
+carry an ``artifact_version`` column (where the scores were found, see
+:func:`resources.layout.scores_versions`) and the card has one set of rows per (model,
+artifact version), the version the registry runs now marked ``current``; superseded versions
+keep their own rows, so a retrain never blanks the card.
+
+The trend picture (:func:`trend_png`) shows a headline score per lead against analysis time,
+one line per model and artifact version: the UI's own plots of the verification metadata are
+against partition or run time.
 """
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from weather_assets.verification.schemas import CARD_SCHEMA
 from weather_assets.verification.scores import (
+    HEADLINE_LEADS,
+    HEADLINES,
     aggregate_scores,
     feature_label,
     format_lead,
+    in_window,
+    score_units,
 )
 
-CARD_COLUMNS = (
-    "model",
-    "baseline",
-    "metric",
-    "variable",
-    "level",
-    "lead_time",
-    "value",
-    "baseline_value",
-    "pct_diff",
-    "cycles",
-)
+VERSION_COLUMN = "artifact_version"
+# The version of scores without one (models without an artifact; the same string as
+# model_registry.resolve.DEFAULT_MODEL_CONFIG, which this pure module does not import).
+UNVERSIONED = "default"
+CARD_COLUMNS = tuple(CARD_SCHEMA.columns)
 # Metrics where larger is better: the colour scale is flipped for them.
 HIGHER_IS_BETTER = ("acc",)
+_PAIR_KEYS = ["analysis_time", "lead_time", "variable", "level"]
 
 
 def last_period(
@@ -50,6 +60,91 @@ def last_period(
     return table[table["analysis_time"] > start], start, end
 
 
+def with_version(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with an ``artifact_version`` column (``default`` where it has none)."""
+    if VERSION_COLUMN in table.columns:
+        return table
+    return table.assign(**{VERSION_COLUMN: UNVERSIONED})
+
+
+def is_current(model: str, version: str, current: Mapping[str, str] | None) -> bool:
+    """Whether ``version`` is what the registry runs now for ``model`` (True without a map)."""
+    return current is None or current.get(model) == version
+
+
+def version_label(model: str, version: str, current: Mapping[str, str] | None) -> str:
+    """``fno-demo @ 20260101-ab12 (current)``, or ``(superseded)``; the bare name when the
+    model has no artifact."""
+    if version == UNVERSIONED:
+        return model
+    state = "current" if is_current(model, version, current) else "superseded"
+    return f"{model} @ {version} ({state})"
+
+
+def empty_card() -> pd.DataFrame:
+    """A scorecard without rows, with the schema's dtypes."""
+    dtypes = {name: str(col.dtype) for name, col in CARD_SCHEMA.columns.items()}
+    return pd.DataFrame(
+        {
+            name: pd.Series(dtype=object if dtype == "str" else dtype)
+            for name, dtype in dtypes.items()
+        }
+    )
+
+
+def _baseline_rows(
+    df: pd.DataFrame, baseline: str, current: Mapping[str, str] | None
+) -> pd.DataFrame:
+    """The baseline's rows, one per case: its current version where it has several."""
+    base = df[df["model"] == baseline]
+    if base[VERSION_COLUMN].nunique() > 1:
+        preferred = base[VERSION_COLUMN].map(lambda v: is_current(baseline, v, current))
+        base = base.assign(_pref=preferred.to_numpy()).sort_values(
+            ["_pref", VERSION_COLUMN], kind="stable"
+        )
+        base = base.drop_duplicates(_PAIR_KEYS, keep="last").drop(columns="_pref")
+    return base
+
+
+def _model_versions(
+    df: pd.DataFrame, baseline: str, current: Mapping[str, str] | None
+) -> list[tuple[str, str]]:
+    """(model, version) pairs other than the baseline: per model the current first, then the
+    superseded ones, latest cycle first."""
+    own = df[df["model"] != baseline]
+    latest = own.groupby(["model", VERSION_COLUMN])["analysis_time"].max()
+    return sorted(
+        latest.index,
+        key=lambda mv: (mv[0], not is_current(mv[0], mv[1], current), -latest[mv].value, mv[1]),
+    )
+
+
+def _pairs(
+    df: pd.DataFrame, baseline: str, current: Mapping[str, str] | None
+) -> Iterator[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
+    """Per (model, version): its rows and the baseline's, on the cases both scored."""
+    base = _baseline_rows(df, baseline, current)
+    for model, version in _model_versions(df, baseline, current):
+        own = df[(df["model"] == model) & (df[VERSION_COLUMN] == version)]
+        # Pair cycles and leads: both sides scored on the same cases.
+        common = own[_PAIR_KEYS].merge(base[_PAIR_KEYS], on=_PAIR_KEYS).drop_duplicates()
+        if common.empty:
+            continue
+        yield model, version, own.merge(common, on=_PAIR_KEYS), base.merge(common, on=_PAIR_KEYS)
+
+
+def _metric_rows(table: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
+    df = with_version(table)
+    df = df[df["metric"] == metric]
+    if df[df["model"] == baseline].empty:
+        models = sorted(df["model"].unique())
+        raise ValueError(
+            f"the baseline {baseline!r} has no {metric} scores in the period; models with "
+            f"scores: {', '.join(models) or 'none'}"
+        )
+    return df
+
+
 def scorecard_table(
     table: pd.DataFrame,
     *,
@@ -57,79 +152,149 @@ def scorecard_table(
     metric: str = "rmse",
     start: object = None,
     end: object = None,
+    current: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Tidy scorecard: one row per model (not the baseline), variable, level and lead time.
+    """Tidy scorecard: one row per model (not the baseline), artifact version, variable, level
+    and lead time (:data:`~weather_assets.verification.schemas.CARD_SCHEMA`).
 
-    ValueError when the baseline has no scores of ``metric`` in the table.
+    ``table`` holds per-cycle scores, with an ``artifact_version`` column when they come
+    from several artifacts; ``current`` maps a model to the version the registry runs now
+    (None: every version is current). ValueError when the baseline has no scores of
+    ``metric`` in the table.
     """
-    df = table[table["metric"] == metric]
-    base = df[df["model"] == baseline]
-    if base.empty:
-        models = sorted(df["model"].unique())
-        raise ValueError(
-            f"the baseline {baseline!r} has no {metric} scores in the period; models with "
-            f"scores: {', '.join(models) or 'none'}"
-        )
-    keys = ["analysis_time", "lead_time", "variable", "level"]
+    df = in_window(_metric_rows(table, metric, baseline), start, end)
     cards = []
-    for model in sorted(set(df["model"]) - {baseline}):
-        own = df[df["model"] == model]
-        # Pair cycles and leads: both sides scored on the same cases.
-        common = own[keys].merge(base[keys], on=keys)
-        pair = pd.concat(
-            [own.merge(common, on=keys), base.merge(common, on=keys)], ignore_index=True
-        )
-        if pair.empty:
-            continue
-        agg = aggregate_scores(pair, start, end)
+    for model, version, own, base in _pairs(df, baseline, current):
+        pair = pd.concat([own, base], ignore_index=True).drop(columns=VERSION_COLUMN)
+        agg = aggregate_scores(pair)
         wide = agg.set_index(["variable", "level", "lead_time", "model"])["value"].unstack("model")
-        cycles = agg[agg["model"] == model].set_index(["variable", "level", "lead_time"])["cycles"]
-        out = pd.DataFrame(
-            {
-                "value": wide[model],
-                "baseline_value": wide[baseline],
-            }
-        )
+        mine = agg[agg["model"] == model].set_index(["variable", "level", "lead_time"])
+        out = pd.DataFrame({"value": wide[model], "baseline_value": wide[baseline]})
         with np.errstate(divide="ignore", invalid="ignore"):
             out["pct_diff"] = 100.0 * (out["value"] - out["baseline_value"]) / out["baseline_value"]
-        out["cycles"] = cycles.reindex(out.index).astype("int64")
-        out = out.reset_index()
+        out["cycles"] = mine["cycles"].reindex(out.index).astype("int64")
+        out = out.join(_cycle_span(own), how="left").reset_index()
         out.insert(0, "metric", metric)
+        out.insert(0, "baseline_version", ", ".join(sorted(base[VERSION_COLUMN].unique())))
         out.insert(0, "baseline", baseline)
+        out.insert(0, "current", is_current(model, version, current))
+        out.insert(0, VERSION_COLUMN, version)
         out.insert(0, "model", model)
+        out["units"] = [score_units(metric, v) for v in out["variable"]]
         cards.append(out)
     if not cards:
-        return pd.DataFrame(columns=list(CARD_COLUMNS))
+        return empty_card()
     card = pd.concat(cards, ignore_index=True)
     card = card.replace([np.inf, -np.inf], np.nan)
-    return card[list(CARD_COLUMNS)].sort_values(["model", "variable", "level", "lead_time"])
+    card = card[list(CARD_COLUMNS)].astype(
+        {"level": "int64", "cycles": "int64", "current": bool, "value": "float64"}
+    )
+    order = {mv: i for i, mv in enumerate(_model_versions(df, baseline, current))}
+    card["_order"] = [
+        order[(m, v)] for m, v in zip(card["model"], card[VERSION_COLUMN], strict=True)
+    ]
+    card = card.sort_values(["_order", "variable", "level", "lead_time"], kind="stable")
+    return card.drop(columns="_order").reset_index(drop=True)
 
 
-def scorecard_grid(card: pd.DataFrame, model: str) -> pd.DataFrame:
-    """One model's percentage differences: rows ``variable level``, columns ``+<h>h``."""
+def _cycle_span(rows: pd.DataFrame) -> pd.DataFrame:
+    """First and last analysis time per (variable, level, lead_time)."""
+    grouped = rows.groupby(["variable", "level", "lead_time"])["analysis_time"]
+    return pd.DataFrame(
+        {
+            "first_cycle": grouped.min().astype("datetime64[ns]"),
+            "last_cycle": grouped.max().astype("datetime64[ns]"),
+        }
+    )
+
+
+def paired_cycles(
+    table: pd.DataFrame,
+    *,
+    baseline: str = "persistence",
+    metric: str = "rmse",
+    current: Mapping[str, str] | None = None,
+) -> list[pd.Timestamp]:
+    """The analysis times the scorecard of ``table`` uses (paired with the baseline), sorted."""
+    try:
+        df = _metric_rows(table, metric, baseline)
+    except ValueError:
+        return []
+    times: set[pd.Timestamp] = set()
+    for _, _, own, _ in _pairs(df, baseline, current):
+        times.update(pd.to_datetime(own["analysis_time"]))
+    return sorted(times)
+
+
+def model_set(pairs: Iterable[tuple[str, str]]) -> tuple[str, str]:
+    """A model set as text (``fno-demo@v2, persistence@default``) and its short hash."""
+    text = ", ".join(f"{m}@{v}" for m, v in sorted(set(pairs)))
+    return text, hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def versions_summary(card: pd.DataFrame) -> str:
+    """Per model, its artifact versions in the card: ``fno-demo: v2 (current), v1``."""
+    if card.empty:
+        return "none"
+    parts = []
+    for model, sub in card.groupby("model", sort=True):
+        versions = sub.drop_duplicates(VERSION_COLUMN)
+        listed = ", ".join(
+            f"{v} (current)" if c else str(v)
+            for v, c in zip(versions[VERSION_COLUMN], versions["current"], strict=True)
+        )
+        parts.append(f"{model}: {listed}")
+    return "; ".join(parts)
+
+
+def scorecard_grid(card: pd.DataFrame, model: str, version: str | None = None) -> pd.DataFrame:
+    """One model's (one version's) percentage differences: rows ``variable level``, columns
+    ``+<h>h``."""
     sub = card[card["model"] == model]
+    if version is not None:
+        sub = sub[sub[VERSION_COLUMN] == version]
     grid = sub.set_index(["variable", "level", "lead_time"])["pct_diff"].unstack("lead_time")
     grid.index = [feature_label(v, int(lev)) for v, lev in grid.index]
     grid.columns = [format_lead(c) for c in grid.columns]
     return grid
 
 
+def _blocks(card: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(model, version, rows) in the card's order."""
+    keys = card[["model", VERSION_COLUMN]].drop_duplicates()
+    return [
+        (m, v, card[(card["model"] == m) & (card[VERSION_COLUMN] == v)])
+        for m, v in zip(keys["model"], keys[VERSION_COLUMN], strict=True)
+    ]
+
+
 def _cell(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{value:+.1f}%"
 
 
-def scorecard_markdown(card: pd.DataFrame) -> str:
-    """Markdown: per model, a table of percentage differences against the baseline."""
+def _key(t: object) -> str:
+    return pd.Timestamp(t).strftime("%Y-%m-%dT%H%MZ")
+
+
+def _version_text(sub: pd.DataFrame) -> str:
+    version = str(sub[VERSION_COLUMN].iloc[0])
+    state = "current" if bool(sub["current"].iloc[0]) else "superseded"
+    return f"artifact {version} ({state})"
+
+
+def scorecard_markdown(card: pd.DataFrame, empty: str | None = None) -> str:
+    """Markdown: per model and artifact version, a table of percentage differences against
+    the baseline; ``empty`` (or a default sentence) when the card has no rows."""
     if card.empty:
-        return "_no model has scores paired with the baseline in this period_"
+        return f"_{empty or 'no model has scores paired with the baseline in this period'}_"
     parts = []
-    for model in sorted(card["model"].unique()):
-        sub = card[card["model"] == model]
-        grid = scorecard_grid(card, model)
+    for model, version, sub in _blocks(card):
+        grid = scorecard_grid(card, model, version)
         baseline, metric = sub["baseline"].iloc[0], sub["metric"].iloc[0]
         parts.append(
-            f"**{model}** vs **{baseline}**: {metric} difference in % "
-            f"(negative = better), {int(sub['cycles'].max())} cycle(s)\n"
+            f"**{model}** vs **{baseline}**, {_version_text(sub)}: {metric} difference in % "
+            f"(negative = better), {int(sub['cycles'].max())} cycle(s) "
+            f"{_key(sub['first_cycle'].min())} .. {_key(sub['last_cycle'].max())}\n"
         )
         header = "| variable | " + " | ".join(grid.columns) + " |"
         parts.append(header)
@@ -140,45 +305,169 @@ def scorecard_markdown(card: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def scorecard_png(card: pd.DataFrame, *, title: str = "", limit: float | None = None) -> bytes:
-    """The scorecard as a PNG: one heat map per model, blue where the model beats the baseline."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    models: Sequence[str] = sorted(card["model"].unique()) if not card.empty else []
-    grids = [scorecard_grid(card, model) for model in models]
-    finite = [np.abs(g.to_numpy(dtype=np.float64)) for g in grids]
-    finite_values = np.concatenate([f[np.isfinite(f)] for f in finite]) if finite else np.array([])
-    vmax = limit or (float(np.nanmax(finite_values)) if finite_values.size else 1.0) or 1.0
-    metric = card["metric"].iloc[0] if not card.empty else "rmse"
-    cmap = "RdBu" if metric in HIGHER_IS_BETTER else "RdBu_r"
-    height = sum(max(len(g), 1) * 0.45 + 1.2 for g in grids) if grids else 2.0
-    width = max((len(g.columns) for g in grids), default=4) * 0.75 + 3.5
-    fig, axes = plt.subplots(len(grids) or 1, 1, figsize=(width, height), squeeze=False)
-    for ax, model, grid in zip(axes[:, 0], models, grids, strict=False):
-        values = grid.to_numpy(dtype=np.float64)
-        image = ax.imshow(values, cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(len(grid.columns)), grid.columns, rotation=45, ha="right")
-        ax.set_yticks(range(len(grid.index)), grid.index)
-        ax.set_title(f"{model} vs {card['baseline'].iloc[0]}: {metric} difference (%)")
-        for (i, j), v in np.ndenumerate(values):
-            colour = "white" if np.isfinite(v) and abs(v) > 0.6 * vmax else "black"
-            ax.text(j, i, _cell(v).rstrip("%"), ha="center", va="center", fontsize=7, color=colour)
-        fig.colorbar(image, ax=ax, shrink=0.8)
-    if not grids:
-        axes[0, 0].text(0.5, 0.5, "no paired scores", ha="center", va="center")
-        axes[0, 0].set_axis_off()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+    return plt
+
+
+def _png(fig) -> bytes:
+    plt = _pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     return buffer.getvalue()
 
 
-def png_markdown(png: bytes, alt: str = "scorecard") -> str:
-    """Markdown embedding a PNG inline (a base64 data URI), for ``dg.MetadataValue.md``."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+def scorecard_png(
+    card: pd.DataFrame, *, title: str = "", limit: float | None = None, empty: str = ""
+) -> bytes:
+    """The scorecard as a PNG: one heat map per model and artifact version, blue where the
+    model beats the baseline; ``empty`` is the text shown when the card has no rows."""
+    plt = _pyplot()
+    blocks = _blocks(card) if not card.empty else []
+    grids = [scorecard_grid(card, m, v) for m, v, _ in blocks]
+    finite = [np.abs(g.to_numpy(dtype=np.float64)) for g in grids]
+    finite_values = np.concatenate([f[np.isfinite(f)] for f in finite]) if finite else np.array([])
+    vmax = limit or (float(np.nanmax(finite_values)) if finite_values.size else 1.0) or 1.0
+    metric = card["metric"].iloc[0] if not card.empty else "rmse"
+    cmap = "RdBu" if metric in HIGHER_IS_BETTER else "RdBu_r"
+    height = sum(max(len(g), 1) * 0.45 + 1.4 for g in grids) if grids else 2.0
+    width = max((len(g.columns) for g in grids), default=6) * 0.75 + 3.5
+    fig, axes = plt.subplots(len(grids) or 1, 1, figsize=(width, height), squeeze=False)
+    for ax, (model, _, sub), grid in zip(axes[:, 0], blocks, grids, strict=False):
+        values = grid.to_numpy(dtype=np.float64)
+        image = ax.imshow(values, cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(grid.columns)), grid.columns, rotation=45, ha="right")
+        ax.set_yticks(range(len(grid.index)), grid.index)
+        ax.set_title(
+            f"{model} vs {sub['baseline'].iloc[0]}: {metric} difference (%)\n"
+            f"{_version_text(sub)}, {int(sub['cycles'].max())} cycle(s)",
+            fontsize=9,
+        )
+        for (i, j), v in np.ndenumerate(values):
+            colour = "white" if np.isfinite(v) and abs(v) > 0.6 * vmax else "black"
+            ax.text(j, i, _cell(v).rstrip("%"), ha="center", va="center", fontsize=7, color=colour)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    if not grids:
+        axes[0, 0].text(0.5, 0.5, empty or "no paired scores", ha="center", va="center", wrap=True)
+        axes[0, 0].set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# trend over analysis time
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The score a trend shows: a metric of one variable and level at some leads."""
+
+    metric: str
+    variable: str
+    level: int
+    leads: tuple[pd.Timedelta, ...]
+
+    @property
+    def label(self) -> str:
+        """``rmse geopotential_500hPa [m2 s-2]``."""
+        units = score_units(self.metric, self.variable)
+        return f"{self.metric} {feature_label(self.variable, self.level)} [{units}]"
+
+
+def choose_headline(
+    table: pd.DataFrame, metric: str = "rmse", max_leads: int = 3
+) -> Headline | None:
+    """The first of :data:`HEADLINES` with ``metric`` scores in the table (else its first
+    variable), at the :data:`HEADLINE_LEADS` it has (else up to ``max_leads`` spread over its
+    leads). None when the table has no ``metric`` scores."""
+    df = table[table["metric"] == metric]
+    if df.empty:
+        return None
+    present = set(zip(df["variable"], df["level"].astype(int), strict=True))
+    candidates = [(v, lev) for m, v, lev in HEADLINES if m == metric and (v, lev) in present]
+    variable, level = candidates[0] if candidates else sorted(present)[0]
+    rows = df[(df["variable"] == variable) & (df["level"] == level)]
+    leads = sorted(pd.to_timedelta(rows["lead_time"].unique()))
+    chosen = [pd.Timedelta(x) for x in HEADLINE_LEADS if pd.Timedelta(x) in leads]
+    if not chosen:
+        idx = np.unique(np.linspace(0, len(leads) - 1, min(max_leads, len(leads))).round())
+        chosen = [leads[int(i)] for i in idx]
+    return Headline(metric, variable, int(level), tuple(chosen[:max_leads]))
+
+
+def trend_series(table: pd.DataFrame, headline: Headline) -> pd.DataFrame:
+    """The headline's per-cycle values: columns model, artifact_version, lead_time,
+    analysis_time, value, sorted by analysis time."""
+    df = with_version(table)
+    df = df[
+        (df["metric"] == headline.metric)
+        & (df["variable"] == headline.variable)
+        & (df["level"] == headline.level)
+        & (df["lead_time"].isin(list(headline.leads)))
+    ]
+    cols = ["model", VERSION_COLUMN, "lead_time", "analysis_time", "value"]
+    return df[cols].sort_values(["model", VERSION_COLUMN, "lead_time", "analysis_time"])
+
+
+def trend_figure(
+    table: pd.DataFrame,
+    *,
+    metric: str = "rmse",
+    current: Mapping[str, str] | None = None,
+    title: str = "",
+):
+    """A matplotlib figure: one panel per headline lead, the headline score against analysis
+    time, one line per model and artifact version (the current ones solid, superseded ones
+    dashed)."""
+    plt = _pyplot()
+    headline = choose_headline(table, metric)
+    leads: Sequence[pd.Timedelta] = headline.leads if headline else ()
+    fig, axes = plt.subplots(
+        1, max(len(leads), 1), figsize=(4.2 * max(len(leads), 1) + 1.5, 3.4), squeeze=False
+    )
+    if headline is None:
+        axes[0, 0].text(0.5, 0.5, f"no {metric} scores", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+    else:
+        series = trend_series(table, headline)
+        for ax, lead in zip(axes[0], leads, strict=True):
+            at_lead = series[series["lead_time"] == lead]
+            for (model, version), line in at_lead.groupby(["model", VERSION_COLUMN], sort=True):
+                ax.plot(
+                    pd.to_datetime(line["analysis_time"]).to_numpy(),
+                    line["value"].to_numpy(dtype=np.float64),
+                    marker="o",
+                    markersize=3,
+                    linestyle="-" if is_current(model, version, current) else "--",
+                    label=version_label(model, version, current),
+                )
+            ax.set_title(f"{headline.label} at {format_lead(lead)}", fontsize=9)
+            ax.set_xlabel("analysis time (UTC)")
+            ax.set_ylabel(headline.label)
+            ax.grid(alpha=0.3)
+            ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="center right", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.8 if headline is not None else 1, 1))
+    return fig
+
+
+def trend_png(
+    table: pd.DataFrame,
+    *,
+    metric: str = "rmse",
+    current: Mapping[str, str] | None = None,
+    title: str = "",
+) -> bytes:
+    """:func:`trend_figure` as PNG bytes."""
+    return _png(trend_figure(table, metric=metric, current=current, title=title))

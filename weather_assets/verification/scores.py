@@ -28,6 +28,7 @@ the root for ``rmse`` (and variances for ``spread``), and plain means of ``bias`
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from weather_assets.canonical import VARIABLES
 from weather_assets.verification import metrics as m
 
 MEMBER_DIM = m.MEMBER_DIM
@@ -413,6 +415,58 @@ def feature_label(variable: str, level: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# units and headline scores
+
+# Metrics without units (a correlation, a ratio); the others are in the variable's units,
+# except ``mse``-type scores (none stored today), in its units squared.
+DIMENSIONLESS_METRICS = ("acc", "spread_skill")
+SQUARED_METRICS = ("mse",)
+DIMENSIONLESS = "1"  # the CF units string of a dimensionless quantity
+
+# The scores shown as numbers per cycle and as trends over analysis time, when present:
+# (metric, variable, level), at these leads.
+HEADLINES: tuple[tuple[str, str, int], ...] = (
+    ("rmse", "geopotential", 500),
+    ("rmse", "temperature", 850),
+    ("rmse", "2m_temperature", -1),
+    ("rmse", "mean_sea_level_pressure", -1),
+    ("acc", "geopotential", 500),
+    ("crps_fair", "geopotential", 500),
+    ("crps_fair", "temperature", 850),
+    ("spread_skill", "geopotential", 500),
+    ("spread_skill", "temperature", 850),
+)
+HEADLINE_LEADS = (timedelta(hours=24), timedelta(hours=72), timedelta(hours=120))
+
+_UNIT_TOKEN = re.compile(r"([^\s\d+-]+)([+-]?\d+)?")
+
+
+def square_units(units: str) -> str:
+    """CF units squared: ``m s-1`` -> ``m2 s-2``, ``K`` -> ``K2``, ``1`` -> ``1``."""
+    if units.strip() in ("", DIMENSIONLESS):
+        return DIMENSIONLESS
+    out = []
+    for token in units.split():
+        match = _UNIT_TOKEN.fullmatch(token)
+        if match is None:
+            raise ValueError(f"cannot square the units {units!r}: unexpected {token!r}")
+        symbol, exponent = match[1], int(match[2] or 1)
+        out.append(f"{symbol}{2 * exponent}")
+    return " ".join(out)
+
+
+def score_units(metric: str, variable: str) -> str:
+    """CF units of a score: the variable's (``VARIABLES[...].units``), squared for MSE-type
+    metrics, ``1`` for dimensionless ones (ACC, spread/skill); ``?`` for unknown variables."""
+    if metric in DIMENSIONLESS_METRICS:
+        return DIMENSIONLESS
+    info = VARIABLES.get(variable)
+    if info is None:
+        return "?"
+    return square_units(info.units) if metric in SQUARED_METRICS else info.units
+
+
+# ---------------------------------------------------------------------------------------------
 # aggregation over a period
 
 
@@ -435,6 +489,20 @@ def _root_mean_square(values: pd.Series) -> float:
     return float(np.sqrt(np.mean(np.square(values.to_numpy(dtype=np.float64)))))
 
 
+def in_window(
+    table: pd.DataFrame,
+    start: datetime | str | pd.Timestamp | None = None,
+    end: datetime | str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """The rows with ``start <= analysis_time <= end`` (either end open if None)."""
+    df = table
+    if start is not None:
+        df = df[df["analysis_time"] >= _utc_naive(start)]
+    if end is not None:
+        df = df[df["analysis_time"] <= _utc_naive(end)]
+    return df
+
+
 def aggregate_scores(
     table: pd.DataFrame,
     start: datetime | str | pd.Timestamp | None = None,
@@ -448,11 +516,7 @@ def aggregate_scores(
     the aggregate NaN (never averaged away); ``n`` sums the valid points, ``cycles`` counts
     the cycles.
     """
-    df = table
-    if start is not None:
-        df = df[df["analysis_time"] >= _utc_naive(start)]
-    if end is not None:
-        df = df[df["analysis_time"] <= _utc_naive(end)]
+    df = in_window(table, start, end)
     keys = ["model", "lead_time", "variable", "level", "metric"]
     if df.empty:
         return pd.DataFrame(columns=list(AGGREGATE_COLUMNS)).astype(

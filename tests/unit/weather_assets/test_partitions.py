@@ -65,3 +65,13 @@ def test_cadence_and_offsets_for_data_at_partition_times():
     assert partition_offset(timedelta(0), six) == 0
     with pytest.raises(ValueError, match="negative"):
         partition_offset(-six, six)
+
+
+def test_fixed_window_of_cycles():
+    parts = analysis_time_partitions("2026-01-01T0000Z", end="2026-01-04T1800Z")
+    keys = parts.get_partition_keys()
+    assert (len(keys), keys[0], keys[-1]) == (16, "2026-01-01T0000Z", "2026-01-04T1800Z")
+    with pytest.raises(ValueError, match="not a cycle of the cadence"):
+        analysis_time_partitions("2026-01-01T0000Z", end="2026-01-04T1900Z")
+    with pytest.raises(ValueError, match="at or after"):
+        analysis_time_partitions("2026-01-02T0000Z", end="2026-01-01T0000Z")

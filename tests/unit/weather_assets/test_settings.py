@@ -31,3 +31,34 @@ def test_upstream_ensemble_flag(tmp_path):
     assert s.upstream_ensemble is True
     with pytest.raises(ValueError, match="WXPLAT_UPSTREAM_ENSEMBLE"):
         load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_UPSTREAM_ENSEMBLE": "sometimes"})
+
+
+def test_home_settings_file_is_read_below_the_environment(tmp_path):
+    from weather_assets.settings import read_home_settings, write_home_settings
+
+    write_home_settings(tmp_path, {"WXPLAT_PARTITIONS_END": "2026-01-04T1800Z"})
+    assert load_settings({"WXPLAT_HOME": str(tmp_path)}).partitions_end == "2026-01-04T1800Z"
+    env = {"WXPLAT_HOME": str(tmp_path), "WXPLAT_PARTITIONS_END": "2026-01-02T0000Z"}
+    assert load_settings(env).partitions_end == "2026-01-02T0000Z"  # the environment wins
+    write_home_settings(tmp_path, {"WXPLAT_PARTITIONS_END": None})
+    assert read_home_settings(tmp_path) == {}
+    assert load_settings({"WXPLAT_HOME": str(tmp_path)}).partitions_end is None
+
+
+def test_bad_home_settings_line_names_the_file_and_line(tmp_path):
+    (tmp_path / "settings.env").write_text(
+        "# demo\nWXPLAT_PARTITIONS_END=2026-01-04T1800Z\nPATH=/x\n"
+    )
+    with pytest.raises(ValueError, match=r"settings.env, line 3: 'PATH=/x'"):
+        load_settings({"WXPLAT_HOME": str(tmp_path)})
+    (tmp_path / "settings.env").write_text("WXPLAT_PARTITIONS_END=tomorrow\n")
+    with pytest.raises(ValueError, match="WXPLAT_PARTITIONS_END"):
+        load_settings({"WXPLAT_HOME": str(tmp_path)})
+
+
+def test_owner_must_be_an_email_or_a_team(tmp_path):
+    assert load_settings({"WXPLAT_HOME": str(tmp_path)}).owners() == ["team:weather-platform"]
+    s = load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_OWNER": "ops@met.example"})
+    assert s.owners(("team:ml",)) == ["team:ml"] and s.owners() == ["ops@met.example"]
+    with pytest.raises(ValueError, match="WXPLAT_OWNER"):
+        load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_OWNER": "bob"})

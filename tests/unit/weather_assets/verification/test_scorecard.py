@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from weather_assets.pictures import png_markdown
 from weather_assets.verification.scorecard import (
     CARD_COLUMNS,
     last_period,
-    png_markdown,
     scorecard_grid,
     scorecard_markdown,
     scorecard_png,
