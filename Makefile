@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres demo test lint dev bench clean
+.PHONY: install postgres browser demo test lint dev bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,7 +25,16 @@ postgres:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
 	  else echo "PostgreSQL is not installed (needs root): its tests skip outside CI"; fi
 
-test: install postgres
+# Headless Chromium from Debian's packages (no recommends: no desktop services), for the
+# browser tests of the UI and scripts/screenshots.py; without it (not root) those tests skip.
+browser:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	      --no-install-recommends chromium chromium-driver fonts-liberation; \
+	  else echo "Chromium is not installed (needs root): the browser tests skip"; fi
+
+test: install postgres browser
 	$(PY) -m pytest -q
 
 lint: install

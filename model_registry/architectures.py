@@ -10,33 +10,25 @@ Dagster Pipes instead (``resources.runners``).
 
 ``ARCHITECTURES`` is the one table of architecture facts: the registry schema, the artifact
 format, the CLI and the forecast assets all read it, so adding an architecture is one row.
+Its builders import torch and neuraloperator only when called (torch modules of the
+platform's own live in ``model_registry.networks``): reading the table, as the registry and
+the code location do at load, imports neither.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from torch import nn
-
-
-class Persistence(nn.Module):
-    """Zero tendency: with identity statistics the forecast is the initial state."""
-
-    def __init__(self, out_channels: int | None = None) -> None:
-        super().__init__()
-        self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = list(x.shape)
-        if self.out_channels is not None:
-            shape[1] = self.out_channels
-        return x.new_zeros(shape)
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 def _build_persistence(hp: Mapping[str, Any], in_channels: int, out_channels: int) -> nn.Module:
+    from model_registry.networks import Persistence
+
     return Persistence(out_channels)
 
 

@@ -40,10 +40,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import metadata as importlib_metadata
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
-import torch
 import xarray as xr
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -51,6 +50,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from model_registry.architectures import names_where
 from model_registry.spec import Duration, format_duration
 from weather_assets.forecast.normalize import check_forcings
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +227,8 @@ def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
 
 
 def _state_dict_bytes(state_dict: Mapping[str, torch.Tensor]) -> bytes:
+    import torch  # only writing and loading weights needs it, not reading manifests
+
     clean = {}
     for key, value in state_dict.items():
         if key == NEURALOP_METADATA:
@@ -516,6 +520,8 @@ def _unpack_verified(
 
 
 def _load_weights(weights: Path, path: Path) -> dict[str, torch.Tensor]:
+    import torch  # only writing and loading weights needs it, not reading manifests
+
     try:
         # weights_only: the unpickler accepts tensors and plain containers, nothing else.
         obj = torch.load(weights, map_location="cpu", weights_only=True)

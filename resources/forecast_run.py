@@ -14,10 +14,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 import xarray as xr
 
 from resources.forecast_writer import forecast_output
@@ -30,6 +29,9 @@ from weather_assets.forecast.rollout import (
     rollout,
     select_device,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -71,6 +73,8 @@ def run_forecast(
     ``stores`` one zarr URL for all members or one per member (``ZarrForecastOutput``);
     ``forcings`` the model's forcing names (computed per step from the analysis time).
     """
+    import torch  # here, not at import: loading the code location must not import torch
+
     features = [str(f) for f in normalized[FEATURE_DIM].values]
     latitude, longitude = normalized["latitude"].values, normalized["longitude"].values
     check_grid(latitude, longitude, grid)

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import zarr
 
 from resources.storage import ZARR_FORMAT
 from weather_assets.forecast.dataset import (
@@ -39,6 +38,9 @@ from weather_assets.forecast.dataset import (
     variable_features,
 )
 from weather_assets.forecast.rollout import RolloutStep
+
+if TYPE_CHECKING:
+    import zarr
 
 
 class ForecastOutput(ABC):
@@ -83,6 +85,8 @@ class ZarrForecastOutput(ForecastOutput):
         self._written: set[int] = set()
 
     def open(self, layout: ForecastLayout) -> None:
+        import zarr  # in the forecast step only, not when the code location loads
+
         if not self.stores or len(self.stores) not in (1, layout.members):
             raise ValueError(
                 f"{len(self.stores)} stores for {layout.members} members; give 1 or one each"
@@ -135,6 +139,8 @@ class ZarrForecastOutput(ForecastOutput):
         return nbytes
 
     def close(self) -> None:
+        import zarr
+
         layout = self._opened()
         missing = [lt for k, lt in enumerate(layout.lead_times) if k not in self._written]
         if missing:

@@ -351,7 +351,7 @@ ENTRY_POINT = textwrap.dedent(
     from datetime import timedelta
     import xarray as xr
     from dagster_pipes import open_dagster_pipes
-    from model_registry.architectures import Persistence
+    from model_registry.networks import Persistence
     from weather_assets.forecast.normalize import identity_stats
     from resources.forecast_run import run_forecast
 

@@ -25,12 +25,12 @@ from model_registry.artifact import (
     validate_artifact,
 )
 from model_registry.registry import (
-    DEFAULT_REGISTRY_DIR,
     RegistryError,
     load_registry,
     load_registry_report,
 )
 from model_registry.spec import ModelSpec, format_duration
+from weather_assets.settings import load_settings
 
 app = typer.Typer(help="Model registry, inference artifacts and training.")
 artifact_app = typer.Typer(help="Build, validate and inspect inference artifacts.")
@@ -39,8 +39,18 @@ app.add_typer(artifact_app, name="artifact")
 app.add_typer(registry_app, name="registry")
 
 RegistryDir = Annotated[
-    Path, typer.Option("--registry", help="Directory of registry YAML entries.")
+    Path | None,
+    typer.Option(
+        "--registry", help="Directory of registry YAML entries (default: WXPLAT_REGISTRY_DIR)."
+    ),
 ]
+
+
+def _registry_dir(registry: Path | None) -> Path:
+    """The registry folder a command reads: the option, else the deployment's setting."""
+    return registry if registry is not None else load_settings().registry_dir
+
+
 MaxEntryBytes = Annotated[
     int,
     typer.Option(
@@ -92,7 +102,7 @@ def train(
             "(starting one day after --end); 0 skips."
         ),
     ] = 0,
-    registry: RegistryDir = DEFAULT_REGISTRY_DIR,
+    registry: RegistryDir = None,
 ) -> None:
     """Train a registry model on simulator history and write its artifact."""
     import pandas as pd
@@ -106,7 +116,7 @@ def train(
         training_levels,
     )
 
-    spec = _spec(model_name, registry)
+    spec = _spec(model_name, _registry_dir(registry))
     try:
         result = train_registered(
             spec,
@@ -252,10 +262,10 @@ def artifact_inspect(
 
 
 @registry_app.command("list")
-def registry_list(registry: RegistryDir = DEFAULT_REGISTRY_DIR) -> None:
+def registry_list(registry: RegistryDir = None) -> None:
     """Table of registered models."""
     try:
-        specs = load_registry(registry)
+        specs = load_registry(_registry_dir(registry))
     except RegistryError as exc:
         _fail(str(exc))
     header = (
@@ -305,9 +315,9 @@ def _artifact_problem(spec: ModelSpec, entry: Path) -> str | None:
 
 
 @registry_app.command("validate")
-def registry_validate(registry: RegistryDir = DEFAULT_REGISTRY_DIR) -> None:
+def registry_validate(registry: RegistryDir = None) -> None:
     """Validate every registry entry and its local artifact; exit 1 listing every problem."""
-    report = load_registry_report(registry)
+    report = load_registry_report(_registry_dir(registry))
     problems = list(report.problems)
     for spec in report.specs:
         if problem := _artifact_problem(spec, report.files[spec.name]):

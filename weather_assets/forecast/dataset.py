@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import dask.array
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -165,6 +164,8 @@ def forecast_template(layout: ForecastLayout, *, ensemble: bool) -> xr.Dataset:
     then written into it chunk by chunk. ``ensemble``: all members with a ``member`` dim,
     else one member and no ``member`` dim.
     """
+    import dask.array  # only laying a store out needs it (it imports scipy): not at load
+
     members = layout.members if ensemble else 1
     shape = (
         1,

@@ -16,6 +16,9 @@ A model with forcings (``weather_assets.forecast.normalize.FORCINGS``) takes
 ``concat(s[t], forcings(t))`` along the channel axis: the forcings are recomputed for each
 step at the valid time ``t = analysis_time + (k - 1) * timestep`` of the state it steps from
 (the input time, as in training), so only one step's forcings are ever held.
+
+torch is imported inside the functions that compute, so that the checks here (and the code
+location that imports them) load without it.
 """
 
 from __future__ import annotations
@@ -24,11 +27,10 @@ import time as _time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
 from weather_assets.forecast.normalize import (
@@ -36,6 +38,9 @@ from weather_assets.forecast.normalize import (
     forcing_fields,
     stats_for,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 # Initial-condition perturbation of ensemble members k>0: Gaussian white noise of this
 # standard deviation in standardized units, i.e. 5 % of each feature's climatological spread,
@@ -55,15 +60,16 @@ class RolloutStep:
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """The requested device, else CUDA when available, else CPU."""
+    import torch
+
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def check_finite(values: np.ndarray | torch.Tensor, features: Sequence[str]) -> None:
+def check_finite(values: np.ndarray, features: Sequence[str]) -> None:
     """``ValueError`` naming the features with NaN/inf values (before any compute)."""
-    arr = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
-    arr = np.asarray(arr)
+    arr = np.asarray(values)
     feature_axis = arr.ndim - 3  # (..., feature, lat, lon)
     other = tuple(i for i in range(arr.ndim) if i != feature_axis)
     bad = ~np.isfinite(arr).all(axis=other)
@@ -89,6 +95,8 @@ def check_grid(latitude: Sequence[float], longitude: Sequence[float], grid: Any)
 
 
 def _stat_tensors(stats: xr.Dataset, features: Sequence[str], device: torch.device):
+    import torch
+
     s = stats_for(stats, features)
 
     def as_tensor(name: str) -> torch.Tensor:
@@ -107,6 +115,8 @@ def initial_members(
     x0_norm: torch.Tensor, members: int, perturbation: float = DEFAULT_PERTURBATION, seed: int = 0
 ) -> torch.Tensor:
     """(members, F, H, W): member 0 is the control; members k>0 add seeded noise."""
+    import torch
+
     x0 = x0_norm.reshape(1, *x0_norm.shape[-3:])
     if members < 1:
         raise ValueError(f"members must be >= 1, got {members}")
@@ -142,6 +152,8 @@ def rollout(
     ``forcings`` also needs ``analysis_time`` and the grid (``latitude``, ``longitude``) to
     compute them at each step's input time.
     """
+    import torch  # here, not at import: loading the code location must not import torch
+
     x0 = torch.as_tensor(np.asarray(x0_norm) if not isinstance(x0_norm, torch.Tensor) else x0_norm)
     if x0.ndim == 3:
         x0 = x0.unsqueeze(0)
@@ -162,7 +174,7 @@ def rollout(
                 f"{tuple(x0.shape[-2:])}"
             )
         t_init = pd.Timestamp(analysis_time)
-    check_finite(x0, features)  # before any model compute
+    check_finite(x0.detach().cpu().numpy(), features)  # before any model compute
     dev = select_device(device)
     model = model.to(dev).eval()
     mean, std, dmean, dstd = _stat_tensors(stats, features, dev)

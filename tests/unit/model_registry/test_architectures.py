@@ -13,12 +13,12 @@ import xarray as xr
 
 from model_registry.architectures import (
     ARCHITECTURES,
-    Persistence,
     build_model,
     get_architecture,
     new_model,
 )
 from model_registry.artifact import WEIGHTED_ARCHITECTURES
+from model_registry.networks import Persistence
 from model_registry.spec import ModelSpec
 from resources.runners import (
     InProcessTorchRunner,

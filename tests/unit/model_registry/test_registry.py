@@ -225,10 +225,14 @@ def test_duration_round_trip(seconds):
 
 def test_cli_registry_list_and_validate(tmp_path, persistence_registry):
     runner = CliRunner()
-    result = runner.invoke(app, ["registry", "list"])
+    result = runner.invoke(app, ["registry", "list", "--registry", str(DEFAULT_REGISTRY_DIR)])
     assert result.exit_code == 0, result.output
     assert "fno-demo" in result.output and "persistence" in result.output
     assert "artifacts/fno-demo.zip" in result.output
+    # Without --registry: the deployment's registry (WXPLAT_REGISTRY_DIR), as Dagster loads it.
+    result = runner.invoke(app, ["registry", "list"])
+    assert result.exit_code == 0 and "persistence" in result.output
+    assert "fno-demo" not in result.output
     result = runner.invoke(app, ["registry", "validate", "--registry", str(persistence_registry)])
     assert result.exit_code == 0 and "OK 1 model(s)" in result.output
     bad = tmp_path / "bad"

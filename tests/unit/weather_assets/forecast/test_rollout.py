@@ -12,8 +12,9 @@ import pytest
 import torch
 import xarray as xr
 
-from model_registry.architectures import Persistence, new_model
+from model_registry.architectures import new_model
 from model_registry.artifact import GridSummary
+from model_registry.networks import Persistence
 from resources.forecast_run import run_forecast
 from resources.forecast_writer import ZarrForecastOutput, forecast_output
 from resources.storage import open_zarr_url, to_zarr
