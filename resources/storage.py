@@ -41,6 +41,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -98,18 +99,76 @@ def dataset_checksum(ds: xr.Dataset) -> str:
     """sha256 over names, dims, coordinates and values: the dataset's content version.
 
     Independent of chunking and compression, so the same data gives the same version
-    wherever and however it is stored.
+    wherever and however it is stored. Per variable (sorted by name) it hashes
+    ``name|dims|dtype|shape`` and then the values' C-order bytes (``repr`` of the list for
+    object arrays). In-memory arrays are hashed in place (no copy of contiguous data);
+    dask-backed ones one slab of leading-axis chunks at a time, never whole.
     """
     h = hashlib.sha256()
     for name in sorted(map(str, ds.variables)):
         var = ds.variables[name]
         h.update(f"{name}|{var.dims}|{var.dtype.str}|{var.shape}".encode())
-        values = np.ascontiguousarray(var.values)
-        if values.dtype.kind == "O":
-            h.update(repr(values.tolist()).encode())
-        else:
-            h.update(values.tobytes())
+        for values in _c_order_slabs(var):
+            if values.dtype.kind in "OT":  # object and variable-width strings: by value
+                h.update(repr(values.tolist()).encode())
+            else:
+                h.update(_raw_bytes(values))
     return h.hexdigest()
+
+
+def _c_order_slabs(var: xr.Variable) -> Iterator[np.ndarray]:
+    """A variable's values as consecutive pieces whose C-order bytes, joined, are the whole's.
+
+    One piece (the array itself) unless the data is dask-backed with several chunks along
+    its first axis: then one computed slab per chunk of that axis (object arrays, whose
+    hash is the ``repr`` of the whole list, are always one piece).
+    """
+    data = var.data
+    if is_dask_backed(var) and var.ndim and var.dtype.kind not in "OT" and len(data.chunks[0]) > 1:
+        for i in range(len(data.chunks[0])):
+            yield np.asarray(data.blocks[i].compute())
+        return
+    yield np.ascontiguousarray(var.values)
+
+
+def _raw_bytes(values: np.ndarray) -> memoryview:
+    """The C-order bytes of an array, as ``tobytes()`` gives them, without copying them
+    when the array is contiguous (datetime arrays too, via a byte view)."""
+    flat = np.ascontiguousarray(values).reshape(-1)
+    return memoryview(flat.view(np.uint8))
+
+
+def is_dask_backed(var: xr.Variable) -> bool:
+    """Whether a variable's data is a chunked (dask) array rather than in memory or lazy."""
+    return var.chunks is not None and hasattr(var.data, "blocks")
+
+
+def _in_memory(ds: xr.Dataset) -> bool:
+    """Whether every variable's values are in memory already (reading them costs nothing)."""
+    return all(getattr(var, "_in_memory", False) for var in ds.variables.values())
+
+
+def _with_chunks(
+    ds: xr.Dataset, chunks: dict[str, int] | None, encoding: dict | None
+) -> dict | None:
+    """``encoding`` plus zarr chunks from ``chunks`` for every in-memory non-index variable.
+
+    Gives the store the layout ``ds.chunk(chunks)`` would give it (``chunks[dim]`` along the
+    named dims, whole along the others; index coordinates left to zarr), without copying
+    the data into dask. Chunks given in ``encoding`` win; dask-backed variables keep theirs.
+    """
+    if not chunks:
+        return encoding
+    out = {name: dict(enc) for name, enc in (encoding or {}).items()}
+    for name, var in ds.variables.items():
+        if name in ds.xindexes or var.ndim == 0 or is_dask_backed(var):
+            continue
+        shape = tuple(
+            max(1, min(int(chunks.get(dim, size)), size))
+            for dim, size in zip(var.dims, var.shape, strict=True)
+        )
+        out.setdefault(str(name), {}).setdefault("chunks", shape)
+    return out
 
 
 def combine_checksums(checksums: list[str]) -> str:
@@ -277,22 +336,37 @@ class Storage:
         datasets: dict[str, xr.Dataset],
         encoding: dict | None = None,
         *,
+        chunks: dict[str, int] | None = None,
         validate: Callable[[list[xr.Dataset]], None] | None = None,
         label: str | None = None,
     ) -> list[WrittenStore]:
         """Write several stores as one commit; ``validate`` sees the staged stores first.
 
         ``validate`` receives the staged stores reopened from storage (what would be
-        committed) and raises to refuse them: then nothing is committed.
+        committed) and raises to refuse them: then nothing is committed. ``chunks`` (dim ->
+        length) chunks in-memory data in the store as ``ds.chunk(chunks)`` would, without
+        the copy into dask (see :func:`_with_chunks`).
+
+        In-memory datasets are hashed in a thread while they are written (hashlib and the
+        codecs release the GIL); data that must be computed or read (dask, lazy files) is
+        hashed first, so that nothing is computed twice at the same time.
         """
-        checksums = [dataset_checksum(ds) for ds in datasets.values()]
         relpaths = list(datasets)
-        with self.staged_zarrs(relpaths, label=label) as urls:
-            for ds, url in zip(datasets.values(), urls, strict=True):
-                to_zarr(ds, url, self.storage_options, encoding=encoding)
-            if validate is not None:
-                staged = [open_zarr_url(url, self.storage_options) for url in urls]
-                validate(staged)
+        values = list(datasets.values())
+        encodings = [_with_chunks(ds, chunks, encoding) for ds in values]
+        with ThreadPoolExecutor(1, thread_name_prefix="wxplat-checksum") as pool:
+            if all(_in_memory(ds) for ds in values):
+                hashing = pool.submit(lambda: [dataset_checksum(ds) for ds in values])
+            else:
+                hashing = Future()
+                hashing.set_result([dataset_checksum(ds) for ds in values])
+            with self.staged_zarrs(relpaths, label=label) as urls:
+                for ds, url, enc in zip(values, urls, encodings, strict=True):
+                    to_zarr(ds, url, self.storage_options, encoding=enc)
+                checksums = hashing.result()
+                if validate is not None:
+                    staged = [open_zarr_url(url, self.storage_options) for url in urls]
+                    validate(staged)
         return [
             WrittenStore(self.url(rel), self.nbytes(rel), checksum)
             for rel, checksum in zip(relpaths, checksums, strict=True)

@@ -79,7 +79,7 @@ def build_ingest_assets(
         stores = {
             raw_inputs_relpath(settings, t, m): (
                 ds.sel(member=m, drop=True) if "member" in ds.dims else ds
-            ).chunk({"time": 1})
+            )
             for m in members
         }
         results: list[dg.AssetCheckResult] = []
@@ -93,7 +93,9 @@ def build_ingest_assets(
         label = f"{key.to_user_string()} partition {context.partition_key}"
         try:
             with dask.client():  # a distributed cluster when one is configured, else local
-                written = storage.storage().write_zarrs(stores, validate=check_staged, label=label)
+                written = storage.storage().write_zarrs(
+                    stores, chunks={"time": 1}, validate=check_staged, label=label
+                )
         except StagedWriteRefused as exc:
             yield from results  # the failed checks show in the UI, tied to this run
             raise refusal(exc) from None

@@ -96,8 +96,39 @@ def canonical_units(units: str | None) -> str | None:
     return UNIT_ALIASES.get(units.strip(), UNIT_ALIASES.get(units.strip().lower(), units.strip()))
 
 
+def ascending(ds: xr.Dataset, dim: str) -> xr.Dataset:
+    """``ds`` ordered by ``dim`` ascending, copying data only when it must be reordered.
+
+    Already strictly ascending: ``ds`` itself. Strictly descending: a reversed view (the
+    same result as ``sortby``, which would gather a copy). Anything else: ``sortby``.
+    """
+    values = ds[dim].values
+    if values.size < 2 or bool(np.all(values[1:] > values[:-1])):
+        return ds
+    if bool(np.all(values[1:] < values[:-1])):
+        return ds.isel({dim: slice(None, None, -1)})
+    return ds.sortby(dim)
+
+
+def as_float32(da: xr.DataArray) -> xr.DataArray:
+    """``da`` as float32, without copying data that already is.
+
+    The result looks exactly like ``da.astype(np.float32)``: same values and attributes, and
+    no encoding of the variable itself (its coordinates keep theirs), so the store written
+    from it does not depend on whether a conversion happened.
+    """
+    if da.dtype != np.float32:
+        return da.astype(np.float32)
+    out = da.copy(deep=False)
+    out.encoding = {}
+    return out
+
+
 def to_canonical(ds: xr.Dataset, source: str) -> xr.Dataset:
     """Rename, check units, order dims and sort latitude ascending; ``source`` names the file.
+
+    Data that already has the canonical dtype and order is not copied (lazily opened data
+    stays lazy), so a canonical input costs no more than reading it.
 
     Raises ValueError naming ``source`` and the variable when units are wrong or missing,
     and when no canonical variable is present.
@@ -152,13 +183,13 @@ def to_canonical(ds: xr.Dataset, source: str) -> xr.Dataset:
         level_units = ds["level"].attrs.get("units", "hPa")
         if level_units not in ("hPa", "millibars", "mbar"):
             raise ValueError(f"{source}: pressure levels are in {level_units!r}; expected 'hPa'")
-        ds = ds.assign_coords(level=ds["level"].values.astype(np.int64)).sortby("level")
+        ds = ascending(ds.assign_coords(level=ds["level"].values.astype(np.int64)), "level")
     if ds["latitude"].size > 1 and ds["latitude"].values[0] > ds["latitude"].values[-1]:
         ds = ds.isel(latitude=slice(None, None, -1))
     order = [d for d in ("member", "time", "level", "latitude", "longitude") if d in ds.dims]
     ds = ds.transpose(*order, ...)
     out = xr.Dataset(
-        {str(name): ds[name].astype(np.float32).assign_attrs(cf_attrs(str(name))) for name in known}
+        {str(name): as_float32(ds[name]).assign_attrs(cf_attrs(str(name))) for name in known}
     )
     out["latitude"].attrs.update(units="degrees_north", standard_name="latitude")
     out["longitude"].attrs.update(units="degrees_east", standard_name="longitude")
@@ -251,13 +282,20 @@ def select_members(ds: xr.Dataset, ensemble: bool, source: str) -> xr.Dataset:
 
 
 def select_time(ds: xr.Dataset, analysis_time: np.datetime64, source: str) -> xr.Dataset:
-    """The one analysis time of a canonical dataset (keeps a length-1 ``time`` dim)."""
+    """The one analysis time of a canonical dataset (keeps a length-1 ``time`` dim).
+
+    Selected with a slice, so in-memory data is a view and lazily opened data is read with
+    one contiguous selection (a list index would gather a copy / a point selection).
+    """
     t = np.datetime64(analysis_time, "ns")
     times = ds["time"].values.astype("datetime64[ns]")
-    if t not in times:
+    at = np.flatnonzero(times == t)
+    if at.size == 0:
         have = ", ".join(str(x)[:16] for x in times[:6]) + (" ..." if times.size > 6 else "")
         raise ValueError(f"{source} has no analysis for {str(t)[:16]}; it holds: {have}")
-    return ds.sel(time=[t])
+    if at.size > 1:  # a repeated time: label selection says what is wrong with the index
+        return ds.sel(time=[t])
+    return ds.isel(time=slice(int(at[0]), int(at[0]) + 1))
 
 
 def subset_domain(ds: xr.Dataset, bbox: dict, resolution: dict, source: str) -> xr.Dataset:

@@ -323,9 +323,11 @@ def _build(
             lat, lon = _axes(handle)
         for var in dict.fromkeys(v for v, _, _ in cells):
             levels = sorted({lev for v, _, lev in cells if v == var and lev is not None})
-            fields = []
-            for member in members:
-                for level in levels or [None]:
+            # Decoded straight into the canonical float32 (rounded as astype would round the
+            # stacked float64 fields), so the cycle is never held twice or in double precision.
+            data = np.empty((len(members), 1, len(levels) or 1, lat.size, lon.size), np.float32)
+            for i, member in enumerate(members):
+                for j, level in enumerate(levels or [None]):
                     msg = cells.get((var, member, level))
                     if msg is None:
                         at = "" if level is None else f" at {level} hPa"
@@ -334,8 +336,8 @@ def _build(
                             f"although it holds {var} for members {members} and levels {levels}"
                         )
                     with _message_at(f, msg, path) as handle:
-                        fields.append(_values(handle))
-            data = np.stack(fields).reshape(len(members), 1, len(levels) or 1, *fields[0].shape)
+                        values = _values(handle)
+                    data[i, 0, j] = values
             first = next(m for (v, _, _), m in cells.items() if v == var)
             da = xr.DataArray(
                 data,
