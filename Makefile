@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres browser demo test lint dev bench clean
+.PHONY: install postgres prometheus browser demo test lint dev bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,17 @@ postgres:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
 	  else echo "PostgreSQL is not installed (needs root): its tests skip outside CI"; fi
 
+# Prometheus (and promtool) from Debian's packages, for the monitoring tests (they start their
+# own server on 127.0.0.1; the package's own service is stopped and disabled where systemd
+# runs). Without it (not root) they skip.
+prometheus:
+	@{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	      --no-install-recommends prometheus && \
+	    { systemctl disable --now prometheus >/dev/null 2>&1 || true; }; \
+	  else echo "Prometheus is not installed (needs root): its tests skip outside CI"; fi
+
 # Headless Chromium from Debian's packages (no recommends: no desktop services), for the
 # browser tests of the UI and scripts/screenshots.py; without it (not root) those tests skip.
 browser:
@@ -34,7 +45,7 @@ browser:
 	      --no-install-recommends chromium chromium-driver fonts-liberation; \
 	  else echo "Chromium is not installed (needs root): the browser tests skip"; fi
 
-test: install postgres browser
+test: install postgres prometheus browser
 	$(PY) -m pytest -q
 
 lint: install

@@ -1,8 +1,10 @@
 """Everything under deploy/: Kubernetes schema validity, Helm values, instance config, secrets.
 
 Manifests are validated offline with ``kubernetes-validate`` (strict: unknown fields are
-errors) against the newest Kubernetes schema it ships. Custom resources (DaskCluster) have no
-schema there: their embedded pod and service specs are validated as Pods and Services.
+errors) against the newest Kubernetes schema it ships. Custom resources (DaskCluster,
+ServiceMonitor) have no schema there: their embedded pod and service specs are validated as
+Pods and Services, a ServiceMonitor's fields against the Prometheus Operator's field names and
+its selectors as label selectors.
 """
 
 from __future__ import annotations
@@ -67,7 +69,53 @@ def _validate(obj: dict[str, Any]) -> None:
         }
         kubernetes_validate.validate(service, K8S_VERSION, strict=True)
         return
+    if obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["kind"] == "ServiceMonitor":
+        _validate_service_monitor(obj)
+        return
     kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+# Field names of a monitoring.coreos.com/v1 ServiceMonitor's spec and endpoints (Prometheus
+# Operator v0.8x API); the operator's CRD schema rejects others.
+_SERVICE_MONITOR_SPEC = set(
+    "attachMetadata bodySizeLimit endpoints fallbackScrapeProtocol jobLabel keepDroppedTargets "
+    "labelLimit labelNameLengthLimit labelValueLengthLimit namespaceSelector "
+    "nativeHistogramBucketLimit nativeHistogramMinBucketFactor podTargetLabels sampleLimit "
+    "scrapeClass scrapeClassicHistograms scrapeProtocols selector selectorMechanism "
+    "targetLabels targetLimit".split()
+)
+_SERVICE_MONITOR_ENDPOINT = set(
+    "authorization basicAuth bearerTokenFile bearerTokenSecret enableHttp2 filterRunning "
+    "followRedirects honorLabels honorTimestamps interval metricRelabelings noProxy oauth2 "
+    "params path port proxyConnectHeader proxyFromEnvironment proxyUrl relabelings scheme "
+    "scrapeTimeout targetPort tlsConfig trackTimestampsStaleness".split()
+)
+
+
+def _validate_service_monitor(obj: dict[str, Any]) -> None:
+    """A ServiceMonitor: known fields only, a valid ObjectMeta and label selector."""
+    name = obj["metadata"]["name"]
+    assert set(obj) == {"apiVersion", "kind", "metadata", "spec"}, f"{name}: {sorted(obj)}"
+    spec = obj["spec"]
+    assert set(spec) <= _SERVICE_MONITOR_SPEC, (
+        f"{name}: {sorted(set(spec) - _SERVICE_MONITOR_SPEC)}"
+    )
+    assert spec["endpoints"], f"{name} has no endpoints"
+    for endpoint in spec["endpoints"]:
+        unknown = set(endpoint) - _SERVICE_MONITOR_ENDPOINT
+        assert not unknown, f"{name}: unknown endpoint fields {sorted(unknown)}"
+        for duration in ("interval", "scrapeTimeout"):
+            if duration in endpoint:
+                assert re.fullmatch(r"(\d+(ms|s|m|h))+", endpoint[duration]), endpoint[duration]
+    assert set(spec.get("namespaceSelector", {})) <= {"any", "matchNames"}
+    # ObjectMeta and the selector, through a core object holding both (a NetworkPolicy).
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": obj["metadata"],
+        "spec": {"podSelector": spec["selector"]},
+    }
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
 
 
 def test_manifests_exist():
@@ -82,6 +130,69 @@ def test_manifest_is_valid_kubernetes(path):
     for obj in docs:
         _validate(obj)
         assert obj["metadata"].get("namespace", "wxplat") == "wxplat"
+
+
+def test_metrics_exporter_is_deployed_and_scraped():
+    """The exporter's Deployment runs `wxplat metrics serve` on the port that its Service,
+    scrape annotations and ServiceMonitor name, against the production instance."""
+    import typer.main
+
+    from weather_assets.cli import metrics
+
+    deployment = _objects("Deployment")["wxplat-metrics"]
+    service = _objects("Service")["wxplat-metrics"]
+    (monitor,) = [o for o in _all_objects() if o["kind"] == "ServiceMonitor"]
+    pod = deployment["spec"]["template"]
+    assert deployment["spec"]["replicas"] == 1  # counters of one reader, not summed twice
+    (container,) = pod["spec"]["containers"]
+    command = container["command"]
+    assert command[:3] == ["wxplat", "metrics", "serve"]
+    # The real CLI accepts the arguments (option names and types).
+    group = typer.main.get_command(metrics.app)
+    serve = group.get_command(group.make_context("metrics", list(command[2:])), "serve")
+    params = serve.make_context("serve", list(command[3:])).params
+    assert params["host"] == "0.0.0.0"
+    (port,) = container["ports"]
+    assert params["port"] == port["containerPort"]
+    # Service -> pod, annotations, ServiceMonitor -> Service port
+    labels = pod["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["targetPort"] == port["name"] and service_port["port"] == params["port"]
+    notes = service["metadata"]["annotations"]
+    assert notes["prometheus.io/scrape"] == "true"
+    assert int(notes["prometheus.io/port"]) == params["port"]
+    assert notes["prometheus.io/path"] == "/metrics"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == ["wxplat"]
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [service_port["name"]]
+    # the production instance and settings, least privilege
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DAGSTER_HOME"]["value"] == "/opt/dagster/dagster_home"
+    assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] in _objects("Secret")
+    refs = container["envFrom"]
+    assert {"configMapRef": {"name": execution.CONFIG_MAP_NAME}} in refs
+    assert {"secretRef": {"name": execution.S3_SECRET_NAME}} in refs
+    (volume,) = pod["spec"]["volumes"]
+    assert volume["configMap"]["name"] == "dagster-instance"
+    assert pod["spec"]["serviceAccountName"] == execution.STEP_SERVICE_ACCOUNT
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["spec"]["securityContext"]["runAsUser"] == execution.NON_ROOT_UID
+    assert service["spec"]["type"] == "ClusterIP"
+
+
+def test_service_monitor_validation_has_teeth():
+    (monitor,) = [o for o in _all_objects() if o["kind"] == "ServiceMonitor"]
+    bad = yaml.safe_load(yaml.safe_dump(monitor))
+    bad["spec"]["endpoints"][0]["intreval"] = "30s"
+    with pytest.raises(AssertionError):
+        _validate(bad)
+    bad = yaml.safe_load(yaml.safe_dump(monitor))
+    bad["spec"]["selector"] = {"matchLabel": {"a": "b"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(bad)
 
 
 def test_validation_has_teeth():

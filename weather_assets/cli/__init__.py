@@ -5,13 +5,14 @@
 - ``scores``: ``scores`` (verification aggregated over a period)
 - ``storage``: ``storage clean``
 - ``pools``: ``pools apply``
+- ``metrics``: ``metrics serve|show`` (Prometheus)
 
 A new command is a function in the module of its group (or a new module registered below).
 """
 
 import typer
 
-from weather_assets.cli import cycles, models, pools, scores, storage
+from weather_assets.cli import cycles, metrics, models, pools, scores, storage
 
 app = typer.Typer(
     help="Operational platform for ML weather models on Dagster.", no_args_is_help=True
@@ -21,3 +22,4 @@ for group in (cycles, models, scores):  # commands at the top level
     app.registered_groups += group.app.registered_groups
 app.add_typer(storage.app, name="storage")
 app.add_typer(pools.app, name="pools")
+app.add_typer(metrics.app, name="metrics")
