@@ -35,6 +35,9 @@ LAYER1 = {
     "weather_assets.verification.climatology",
     "weather_assets.verification.scorecard",
     "weather_assets.verification.schemas",
+    "weather_assets.products.grib2",
+    "weather_assets.verification.significance",
+    "weather_assets.verification.regions",
 }
 LAYER4 = {"definitions", "weather_assets.demo", "weather_assets.backfill"}
 

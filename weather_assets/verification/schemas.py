@@ -178,6 +178,28 @@ CARD_SCHEMA = pa.DataFrameSchema(
         "last_cycle": pa.Column(
             "datetime64[ns]", description="Last paired analysis time (UTC, naive)."
         ),
+        "ci_low": pa.Column(
+            "float64",
+            nullable=True,
+            description="Lower end of the 95 % confidence interval of the mean per-cycle "
+            "difference (model - baseline) of the score, in % of baseline_value: a t-test with "
+            "the AR(1) effective sample size n (1 - r1) / (1 + r1) (Wilks). NaN with < 3 cycles.",
+        ),
+        "ci_high": pa.Column(
+            "float64",
+            nullable=True,
+            description="Upper end of that 95 % confidence interval, in % of baseline_value.",
+        ),
+        "p_value": pa.Column(
+            "float64",
+            nullable=True,
+            description="Two-sided p-value of that autocorrelation-corrected paired t-test.",
+        ),
+        "significant": pa.Column(
+            bool,
+            description="Whether the difference from the baseline is significant at 95 % "
+            "(p_value < 0.05); False with fewer than 3 paired cycles.",
+        ),
     },
     unique=["model", "artifact_version", "variable", "level", "lead_time", "metric"],
     strict=True,

@@ -12,6 +12,15 @@ carry an ``artifact_version`` column (where the scores were found, see
 artifact version), the version the registry runs now marked ``current``; superseded versions
 keep their own rows, so a retrain never blanks the card.
 
+Each cell also says whether the difference is significant at 95 %: the per-cycle differences
+``d_t = score(model, t) - score(baseline, t)`` get a paired t-test whose variance uses the
+effective sample size ``n (1 - r1) / (1 + r1)`` of their lag-1 autocorrelation ``r1`` (Wilks;
+:func:`weather_assets.verification.significance.ttest`). The card holds its ``p_value``, the
+``significant`` flag and the 95 % interval of the mean difference as ``ci_low``/``ci_high`` in %
+of the baseline's score (so on the ``pct_diff`` scale; for RMSE the per-cycle RMSEs are
+differenced, while ``pct_diff`` compares roots of mean MSEs, so the two agree closely but not
+exactly). Markdown and PNG mark significant cells with ``*``.
+
 The trend picture (:func:`trend_png`) shows a headline score per lead against analysis time,
 one line per model and artifact version: the UI's own plots of the verification metadata are
 against partition or run time.
@@ -37,6 +46,7 @@ from weather_assets.verification.scores import (
     in_window,
     score_units,
 )
+from weather_assets.verification.significance import ttest
 
 VERSION_COLUMN = "artifact_version"
 # The version of scores without one (models without an artifact; the same string as
@@ -46,6 +56,11 @@ CARD_COLUMNS = tuple(CARD_SCHEMA.columns)
 # Metrics where larger is better: the colour scale is flipped for them.
 HIGHER_IS_BETTER = ("acc",)
 _PAIR_KEYS = ["analysis_time", "lead_time", "variable", "level"]
+SIGNIFICANT_MARK = "*"
+SIGNIFICANCE_NOTE = (
+    f"{SIGNIFICANT_MARK} significant at 95 % (paired per-cycle t-test, effective sample size "
+    "corrected for lag-1 autocorrelation); ci_low/ci_high in the table."
+)
 
 
 def last_period(
@@ -173,7 +188,12 @@ def scorecard_table(
         with np.errstate(divide="ignore", invalid="ignore"):
             out["pct_diff"] = 100.0 * (out["value"] - out["baseline_value"]) / out["baseline_value"]
         out["cycles"] = mine["cycles"].reindex(out.index).astype("int64")
-        out = out.join(_cycle_span(own), how="left").reset_index()
+        out = out.join(_cycle_span(own), how="left")
+        out = out.join(_significance(own, base), how="left").reset_index()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for column in ("ci_low", "ci_high"):
+                out[column] = 100.0 * out[column] / out["baseline_value"]
+        out["significant"] = out["significant"].fillna(False).astype(bool)
         out.insert(0, "metric", metric)
         out.insert(0, "baseline_version", ", ".join(sorted(base[VERSION_COLUMN].unique())))
         out.insert(0, "baseline", baseline)
@@ -187,7 +207,13 @@ def scorecard_table(
     card = pd.concat(cards, ignore_index=True)
     card = card.replace([np.inf, -np.inf], np.nan)
     card = card[list(CARD_COLUMNS)].astype(
-        {"level": "int64", "cycles": "int64", "current": bool, "value": "float64"}
+        {
+            "level": "int64",
+            "cycles": "int64",
+            "current": bool,
+            "value": "float64",
+            "significant": bool,
+        }
     )
     order = {mv: i for i, mv in enumerate(_model_versions(df, baseline, current))}
     card["_order"] = [
@@ -195,6 +221,28 @@ def scorecard_table(
     ]
     card = card.sort_values(["_order", "variable", "level", "lead_time"], kind="stable")
     return card.drop(columns="_order").reset_index(drop=True)
+
+
+def _significance(own: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
+    """Per (variable, level, lead_time): the AR(1)-corrected paired t-test of the per-cycle
+    differences ``own - base`` (:func:`weather_assets.verification.significance.ttest`); the
+    interval is in the score's units here (the caller makes it a percentage)."""
+    pairs = own[[*_PAIR_KEYS, "value"]].merge(
+        base[[*_PAIR_KEYS, "value"]], on=_PAIR_KEYS, suffixes=("", "_base")
+    )
+    pairs = pairs.sort_values("analysis_time", kind="stable")
+    rows = {}
+    for key, group in pairs.groupby(["variable", "level", "lead_time"], sort=True):
+        test = ttest((group["value"] - group["value_base"]).to_numpy(), "ar1")
+        rows[key] = {
+            "ci_low": test.ci_low,
+            "ci_high": test.ci_high,
+            "p_value": test.p_value,
+            "significant": test.significant,
+        }
+    index = pd.MultiIndex.from_tuples(list(rows), names=["variable", "level", "lead_time"])
+    columns = ["ci_low", "ci_high", "p_value", "significant"]
+    return pd.DataFrame(list(rows.values()), index=index, columns=columns)
 
 
 def _cycle_span(rows: pd.DataFrame) -> pd.DataFrame:
@@ -247,13 +295,15 @@ def versions_summary(card: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def scorecard_grid(card: pd.DataFrame, model: str, version: str | None = None) -> pd.DataFrame:
-    """One model's (one version's) percentage differences: rows ``variable level``, columns
-    ``+<h>h``."""
+def scorecard_grid(
+    card: pd.DataFrame, model: str, version: str | None = None, column: str = "pct_diff"
+) -> pd.DataFrame:
+    """One model's (one version's) percentage differences (or another ``column``): rows
+    ``variable level``, columns ``+<h>h``."""
     sub = card[card["model"] == model]
     if version is not None:
         sub = sub[sub[VERSION_COLUMN] == version]
-    grid = sub.set_index(["variable", "level", "lead_time"])["pct_diff"].unstack("lead_time")
+    grid = sub.set_index(["variable", "level", "lead_time"])[column].unstack("lead_time")
     grid.index = [feature_label(v, int(lev)) for v, lev in grid.index]
     grid.columns = [format_lead(c) for c in grid.columns]
     return grid
@@ -268,8 +318,19 @@ def _blocks(card: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     ]
 
 
-def _cell(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:+.1f}%"
+def _cell(value: float, significant: object = False) -> str:
+    """``-12.3%``, with a trailing ``*`` where the difference is significant."""
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:+.1f}%" + (SIGNIFICANT_MARK if significant is True else "")
+
+
+def _marks(card: pd.DataFrame, model: str, version: str, grid: pd.DataFrame) -> np.ndarray:
+    """Per cell of ``grid``: whether it is significant (False where the card lacks the flag)."""
+    if "significant" not in card.columns:
+        return np.zeros(grid.shape, dtype=bool)
+    flags = scorecard_grid(card, model, version, "significant").reindex_like(grid)
+    return flags.fillna(False).to_numpy(dtype=bool)
 
 
 def _key(t: object) -> str:
@@ -290,6 +351,7 @@ def scorecard_markdown(card: pd.DataFrame, empty: str | None = None) -> str:
     parts = []
     for model, version, sub in _blocks(card):
         grid = scorecard_grid(card, model, version)
+        marks = _marks(card, model, version, grid)
         baseline, metric = sub["baseline"].iloc[0], sub["metric"].iloc[0]
         parts.append(
             f"**{model}** vs **{baseline}**, {_version_text(sub)}: {metric} difference in % "
@@ -299,8 +361,11 @@ def scorecard_markdown(card: pd.DataFrame, empty: str | None = None) -> str:
         header = "| variable | " + " | ".join(grid.columns) + " |"
         parts.append(header)
         parts.append("|---" * (len(grid.columns) + 1) + "|")
-        for label, row in grid.iterrows():
-            parts.append(f"| {label} | " + " | ".join(_cell(v) for v in row.to_numpy()) + " |")
+        for (label, row), flags in zip(grid.iterrows(), marks, strict=True):
+            cells = (_cell(v, bool(f)) for v, f in zip(row.to_numpy(), flags, strict=True))
+            parts.append(f"| {label} | " + " | ".join(cells) + " |")
+        parts.append("")
+        parts.append(SIGNIFICANCE_NOTE)
         parts.append("")
     return "\n".join(parts)
 
@@ -338,8 +403,9 @@ def scorecard_png(
     height = sum(max(len(g), 1) * 0.45 + 1.4 for g in grids) if grids else 2.0
     width = max((len(g.columns) for g in grids), default=6) * 0.75 + 3.5
     fig, axes = plt.subplots(len(grids) or 1, 1, figsize=(width, height), squeeze=False)
-    for ax, (model, _, sub), grid in zip(axes[:, 0], blocks, grids, strict=False):
+    for ax, (model, version, sub), grid in zip(axes[:, 0], blocks, grids, strict=False):
         values = grid.to_numpy(dtype=np.float64)
+        marks = _marks(card, model, version, grid)
         image = ax.imshow(values, cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
         ax.set_xticks(range(len(grid.columns)), grid.columns, rotation=45, ha="right")
         ax.set_yticks(range(len(grid.index)), grid.index)
@@ -350,7 +416,8 @@ def scorecard_png(
         )
         for (i, j), v in np.ndenumerate(values):
             colour = "white" if np.isfinite(v) and abs(v) > 0.6 * vmax else "black"
-            ax.text(j, i, _cell(v).rstrip("%"), ha="center", va="center", fontsize=7, color=colour)
+            text = _cell(v, bool(marks[i, j])).replace("%", "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
         fig.colorbar(image, ax=ax, shrink=0.8)
     if not grids:
         axes[0, 0].text(0.5, 0.5, empty or "no paired scores", ha="center", va="center", wrap=True)

@@ -123,3 +123,49 @@ def test_last_period_ends_at_the_latest_cycle():
     assert end == T0 + pd.Timedelta(days=8) and start == T0 + pd.Timedelta(days=1)
     # (start, end]: the cycle exactly period_days before the latest is left out
     assert list(period["analysis_time"]) == [T0 + pd.Timedelta(days=d) for d in (5, 7, 8)]
+
+
+def _noisy(model: str, offset: float, seed: int, cycles: int = 20) -> pd.DataFrame:
+    """2m_temperature RMSE at +24h per cycle: 2 + offset + N(0, 0.1^2) noise."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "model": model,
+            "analysis_time": [T0 + pd.Timedelta(hours=12 * c) for c in range(cycles)],
+            "lead_time": pd.Timedelta(hours=24),
+            "variable": "2m_temperature",
+            "level": -1,
+            "metric": "rmse",
+            "value": 2.0 + offset + 0.1 * rng.standard_normal(cycles),
+            "n": 100,
+        }
+    )
+
+
+def test_significance_columns_and_marks():
+    from weather_assets.verification.schemas import validate_card
+    from weather_assets.verification.significance import ttest
+
+    base = _noisy("persistence", 0.0, 0)
+    table = pd.concat([base, _noisy("fno", -0.5, 1), _noisy("close", 0.0, 2)], ignore_index=True)
+    card = validate_card(scorecard_table(table, baseline="persistence"))
+    fno = card[card["model"] == "fno"].iloc[0]
+    close = card[card["model"] == "close"].iloc[0]
+    assert fno["significant"] and fno["p_value"] < 0.05
+    assert fno["ci_low"] < fno["pct_diff"] < fno["ci_high"] < 0
+    assert not close["significant"] and close["ci_low"] < 0 < close["ci_high"]
+    # The interval is the AR(1)-corrected t-test's on per-cycle differences, in % of baseline.
+    expected = ttest(_noisy("fno", -0.5, 1)["value"] - base["value"], "ar1")
+    assert fno["ci_low"] == pytest.approx(100 * expected.ci_low / fno["baseline_value"])
+    assert fno["p_value"] == pytest.approx(expected.p_value)
+    markdown = scorecard_markdown(card)
+    assert "| 2m_temperature | -2" in markdown and "%* |" in markdown
+    assert markdown.count("%* |") == 1 and "significant at 95 %" in markdown
+    assert scorecard_png(card).startswith(b"\x89PNG")
+
+
+def test_too_few_cycles_are_never_significant():
+    table = pd.concat([_table("persistence", BASE), _table("fno", BASE)], ignore_index=True)
+    card = scorecard_table(table, baseline="persistence")
+    assert not card["significant"].any() and card["p_value"].isna().all()
+    assert "%* |" not in scorecard_markdown(card)

@@ -1,0 +1,1 @@
+"""Published products: a champion's forecast written in the formats users consume (GRIB2)."""
