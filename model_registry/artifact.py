@@ -552,6 +552,16 @@ def _check_digest(path: Path, expected_sha256: str | None) -> str:
     return actual
 
 
+def _check_digest_of(uri: str, path: Path, expected_sha256: str) -> None:
+    """A download's digest against the pinned one, the error naming the URI and both."""
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise ArtifactError(
+            f"{uri}: checksum mismatch: the download has sha256 {actual}, the registry "
+            f"expects {expected_sha256}; refused"
+        )
+
+
 def load_artifact(
     path: Path | str,
     expected_sha256: str | None = None,
@@ -632,31 +642,44 @@ def extract_artifact(
     return dest
 
 
-def fetch_artifact(uri: str, sha256: str | None, cache_dir: Path | str) -> tuple[Path, str]:
+def fetch_artifact(
+    uri: str, sha256: str | None, cache_dir: Path | str, settings: Any = None
+) -> tuple[Path, str]:
     """Local path and sha256 of an artifact; remote URIs are downloaded once into the cache.
 
     A remote URI needs its sha256 (the registry enforces it); the cached copy is named by
-    that digest and re-downloaded when its content does not match.
+    that digest and re-downloaded when its content does not match. ``models:/<name>/<version>``
+    and ``models:/<name>@<alias>`` are resolved through the MLflow client of ``settings``
+    (``WXPLAT_MLFLOW_TRACKING_URI``; default: the environment's settings).
     """
-    if "://" not in uri or uri.startswith("file://"):
+    models = uri.startswith("models:/")
+    if not models and ("://" not in uri or uri.startswith("file://")):
         path = Path(uri.removeprefix("file://"))
         if not path.is_file():
             raise ArtifactError(f"artifact file not found: {path}")
         return path, _check_digest(path, sha256)
     if sha256 is None:
         raise ArtifactError(f"remote artifact {uri} needs a sha256 in its registry entry")
-    import fsspec  # only remote artifacts need it
-
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
+    sha256 = sha256.lower()
     target = cache / f"{sha256}.zip"
     if target.is_file() and sha256_file(target) == sha256:
         return target, sha256
     fd, tmp = tempfile.mkstemp(prefix=".download.", dir=cache)
     try:
-        with os.fdopen(fd, "wb") as out, fsspec.open(uri, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-        _check_digest(Path(tmp), sha256)
+        if models:
+            os.close(fd)
+            from model_registry.tracking import download_model_artifact  # needs mlflow
+
+            download_model_artifact(uri, Path(tmp), settings)
+            _check_digest_of(uri, Path(tmp), sha256)
+        else:
+            import fsspec  # only remote artifacts need it
+
+            with os.fdopen(fd, "wb") as out, fsspec.open(uri, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            _check_digest(Path(tmp), sha256)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -36,7 +36,7 @@ def load_model_artifact(spec: ModelSpec, settings: PlatformSettings) -> LoadedAr
     if spec.artifact is None or spec.artifact_location is None:
         return None
     path, _ = fetch_artifact(
-        spec.artifact_location, spec.artifact.sha256, artifact_cache_dir(settings)
+        spec.artifact_location, spec.artifact.sha256, artifact_cache_dir(settings), settings
     )
     st = path.stat()
     loaded = _load_cached(str(path), st.st_size, st.st_mtime_ns, spec.artifact.sha256)

@@ -89,10 +89,22 @@ class ArtifactRef(_Frozen):
             raise ValueError("must be 64 hexadecimal characters (a sha256 digest)")
         return None if v is None else v.lower()
 
+    @field_validator("uri")
+    @classmethod
+    def _models_uri(cls, v: str) -> str:
+        if v.startswith("models:"):
+            from model_registry.tracking import parse_models_uri  # pure parsing, no mlflow
+
+            parse_models_uri(v)
+        return v
+
     @property
     def is_remote(self) -> bool:
-        """True for URIs with a scheme other than ``file://`` (fetched through fsspec)."""
-        return "://" in self.uri and not self.uri.startswith("file://")
+        """True for URIs with a scheme other than ``file://`` (fsspec) and ``models:/`` URIs
+        of the MLflow model registry."""
+        return self.uri.startswith("models:/") or (
+            "://" in self.uri and not self.uri.startswith("file://")
+        )
 
     @model_validator(mode="after")
     def _remote_needs_digest(self) -> ArtifactRef:
@@ -152,7 +164,16 @@ class Toleration(_Frozen):
 
 
 class RuntimeSpec(_Frozen):
-    """Compute resources of the forecast step (Kubernetes quantities for cpu/memory)."""
+    """Compute resources of the forecast step (Kubernetes quantities for cpu/memory).
+
+    ``backfill_partitions`` is K of the model's ``BackfillPolicy.multi_run(K)``: a backfill
+    of N cycles runs as ceil(N / K) runs of at most K cycles, each loading the artifact and
+    building the network once. ``batch_cycles`` is how many of a run's cycles go through
+    the network together (a leading batch dim, each cycle with its own forcing times); 1
+    rolls them out one after the other. Batch where ``benchmarks/bench_backfill.py`` shows a
+    gain (small networks on a GPU); on the 2-core CPU the demo FNO gains nothing from it.
+    Neither changes the numbers a forecast holds beyond float rounding.
+    """
 
     gpu: int = Field(0, ge=0)
     cpu: str = "1"
@@ -160,6 +181,8 @@ class RuntimeSpec(_Frozen):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: tuple[Toleration, ...] = ()
     image: str | None = None
+    backfill_partitions: int = Field(16, ge=1)
+    batch_cycles: int = Field(1, ge=1)
 
     @field_validator("cpu", "memory", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ LAYER1 = {
     "weather_assets.quality",
     "weather_assets.pictures",
     "weather_assets.forecast.normalize",
+    "weather_assets.forecast.drift",
     "weather_assets.forecast.rollout",
     "weather_assets.forecast.dataset",
     "weather_assets.verification.metrics",

@@ -37,7 +37,7 @@ def artifact_observation(spec: ModelSpec, settings: PlatformSettings) -> dg.Asse
     Raises the artifact's error (OSError / ValueError) when it is missing or tampered.
     """
     path, digest = fetch_artifact(
-        spec.artifact_location, spec.artifact.sha256, artifact_cache_dir(settings)
+        spec.artifact_location, spec.artifact.sha256, artifact_cache_dir(settings), settings
     )
     manifest = read_manifest(path)
     provenance = manifest.provenance

@@ -29,6 +29,7 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_AUTOMATION_LOOKBACK_HOURS`` | cycles this recent run by themselves (older: backfill) | ``48`` |
 | ``WXPLAT_LATE_AFTER_MINUTES`` | a cycle not ingested this long after its time is late | ``180`` |
 | ``WXPLAT_OWNER`` | owner of the platform's assets in the UI (e-mail or ``team:<name>``) | ``team:weather-platform`` |
+| ``WXPLAT_MLFLOW_TRACKING_URI`` | MLflow tracking server of ``wxplat train`` and ``models:/`` artifacts | ``sqlite:///$WXPLAT_HOME/mlflow/mlflow.db`` |
 
 A local deployment may also keep settings in ``$WXPLAT_HOME/settings.env`` (``NAME=value``
 lines, written by ``wxplat demo`` for the demo's window of cycles): the environment wins
@@ -90,6 +91,7 @@ class PlatformSettings(BaseModel):
     automation_lookback_hours: int = Field(default=48, ge=0)
     late_after_minutes: int = Field(default=180, ge=0)
     owner: str = "team:weather-platform"
+    mlflow_tracking_uri: str | None = None  # None: a local store under home (tracking.py)
 
     @field_validator("domain")
     @classmethod
@@ -161,6 +163,7 @@ _ENV = {
     "automation_lookback_hours": "WXPLAT_AUTOMATION_LOOKBACK_HOURS",
     "late_after_minutes": "WXPLAT_LATE_AFTER_MINUTES",
     "owner": "WXPLAT_OWNER",
+    "mlflow_tracking_uri": "WXPLAT_MLFLOW_TRACKING_URI",
 }
 HOME_SETTINGS = "settings.env"  # a local deployment's own settings, under WXPLAT_HOME
 

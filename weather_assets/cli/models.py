@@ -103,6 +103,27 @@ def train(
         ),
     ] = 0,
     registry: RegistryDir = None,
+    track: Annotated[
+        bool,
+        typer.Option(
+            "--track/--no-track",
+            help="Log the run to MLflow (WXPLAT_MLFLOW_TRACKING_URI, default a local store "
+            "under WXPLAT_HOME); skipped with a note when MLflow is not installed.",
+        ),
+    ] = True,
+    register: Annotated[
+        bool,
+        typer.Option(
+            "--register", help="Register the artifact as a version of the model in MLflow."
+        ),
+    ] = False,
+    alias: Annotated[
+        list[str] | None,
+        typer.Option(help="With --register: set this alias (e.g. champion); repeatable."),
+    ] = None,
+    experiment: Annotated[
+        str, typer.Option(help="MLflow experiment of the run.")
+    ] = "wxplat-training",
 ) -> None:
     """Train a registry model on simulator history and write its artifact."""
     import pandas as pd
@@ -151,8 +172,90 @@ def train(
         for feature, (model_rmse, pers_rmse) in scores.items():
             ratio = model_rmse / pers_rmse
             typer.echo(f"| {feature} | {model_rmse:.4g} | {pers_rmse:.4g} | {ratio:.3f} |")
+    else:
+        scores = None
     typer.echo(f"{result.path}")
     typer.echo(f"sha256 {result.sha256}")
+    if track or register:
+        _track_training(spec, result, scores, evaluate_days, register, alias or [], experiment)
+
+
+def _track_training(spec, result, scores, evaluate_days, register, aliases, experiment) -> None:
+    """Log a finished training to MLflow and optionally register its artifact."""
+    from model_registry import tracking
+
+    settings = load_settings()
+    if not register and not settings.mlflow_tracking_uri and not tracking.mlflow_installed():
+        typer.echo(
+            "note: MLflow is not installed; the run is not tracked (pip install -e '.[mlflow]')"
+        )
+        return
+    from model_registry.artifact import load_artifact
+
+    manifest = load_artifact(result.path, expected_sha256=result.sha256).manifest
+    params = {
+        "model": spec.name,
+        "architecture": spec.architecture,
+        "artifact_version": manifest.version,
+        "artifact_sha256": result.sha256,
+        "evaluate_days": evaluate_days,
+        **_training_args(result.path),
+    }
+    try:
+        run_id = tracking.log_training(
+            settings,
+            model_name=spec.name,
+            params=params,
+            losses=result.losses,
+            artifact=result.path,
+            scores=scores,
+            seconds=result.seconds,
+            experiment=experiment,
+        )
+        typer.echo(f"mlflow run {run_id} at {tracking.tracking_uri(settings)}")
+        if register:
+            version, sha = tracking.register_artifact(
+                settings, result.path, spec.name, run_id=run_id, aliases=aliases
+            )
+            _echo_registered(spec.name, version, sha, aliases)
+    except tracking.TrackingError as exc:
+        _fail(str(exc))
+
+
+def _training_args(path: Path) -> dict[str, Any]:
+    """The artifact's ``training_cli_args.yaml`` (the hyper-parameters trained with)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return yaml.safe_load(zf.read(CLI_ARGS)) or {}
+
+
+def _echo_registered(name: str, version: str, sha: str, aliases: list[str]) -> None:
+    typer.echo(f"registered models:/{name}/{version}")
+    for a in aliases:
+        typer.echo(f"alias models:/{name}@{a} -> version {version}")
+    typer.echo("registry entry:")
+    typer.echo(f"  artifact:\n    uri: models:/{name}/{version}\n    sha256: {sha}")
+
+
+@artifact_app.command("register")
+def artifact_register(
+    path: Annotated[Path, typer.Argument(help="Artifact zip.")],
+    name: Annotated[str, typer.Option(help="Registered model name in MLflow.")],
+    alias: Annotated[
+        list[str] | None, typer.Option(help="Set this alias (e.g. champion); repeatable.")
+    ] = None,
+    max_entry_bytes: MaxEntryBytes = DEFAULT_MAX_ENTRY_BYTES,
+) -> None:
+    """Register a validated artifact zip as a model version in the MLflow model registry."""
+    from model_registry import tracking
+
+    try:
+        validate_artifact(path, max_entry_bytes=max_entry_bytes)
+        version, sha = tracking.register_artifact(load_settings(), path, name, aliases=alias or [])
+    except (ArtifactError, tracking.TrackingError) as exc:
+        _fail(str(exc))
+    _echo_registered(name, version, sha, alias or [])
 
 
 @artifact_app.command("build")

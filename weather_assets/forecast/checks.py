@@ -18,6 +18,7 @@ import xarray as xr
 from model_registry.spec import ModelSpec
 from weather_assets.audit import check_specs
 from weather_assets.canonical import VARIABLES
+from weather_assets.forecast.drift import DEFAULT_THRESHOLDS, DriftThresholds, assess_drift
 from weather_assets.forecast.normalize import parse_feature
 from weather_assets.quality import assess, summary_markdown
 
@@ -123,3 +124,59 @@ def forecast_check_results(
             description=quality.range_description,
         ),
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# input drift: a blocking check of normalized/<model>, run on the cycle before it is committed
+
+DRIFT_CHECK = "input_drift"
+DRIFT_CHECKS = {
+    DRIFT_CHECK: (
+        True,
+        "The cycle's standardized inputs against the artifact's training statistics, per "
+        f"feature: {DEFAULT_THRESHOLDS.describe()}. Refuses (ERROR) inputs far outside, "
+        "naming the features and a recognizable units mistake (Pa vs hPa, K vs degC).",
+    ),
+}
+
+
+def drift_check_specs(
+    asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None = None
+) -> list[dg.AssetCheckSpec]:
+    """The input-drift check the normalized asset reports on every cycle it writes."""
+    return check_specs(asset_key, partitions_def, DRIFT_CHECKS)
+
+
+def drift_check_result(
+    state: xr.DataArray,
+    stats: xr.Dataset | None,
+    thresholds: DriftThresholds = DEFAULT_THRESHOLDS,
+) -> dg.AssetCheckResult:
+    """The input-drift check of a standardized cycle ``state`` (blocking, severity ERROR).
+
+    ``stats``: the artifact's statistics ``state`` was standardized with; ``None`` for a
+    model without an artifact (no training statistics: the check passes, saying so).
+    """
+    if stats is None:
+        return dg.AssetCheckResult(
+            check_name=DRIFT_CHECK,
+            passed=True,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="No training statistics (the model has no artifact): not assessed.",
+            metadata={"assessed": False},
+        )
+    fields = assess_drift(state, stats, thresholds).check_fields()
+    md = fields["metadata"]
+    return dg.AssetCheckResult(
+        check_name=DRIFT_CHECK,
+        passed=fields["passed"],
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=fields["description"],
+        metadata={
+            "assessed": True,
+            "max_abs_mean_z": dg.MetadataValue.float(md["max_abs_mean_z"]),
+            "failing_features": md["failing_features"],
+            "thresholds": md["thresholds"],
+            "table": dg.MetadataValue.md(md["table"]),
+        },
+    )
