@@ -12,7 +12,7 @@ import dagster as dg
 
 from model_registry.registry import load_registry_report
 from resources.dask import DaskResource
-from resources.execution import executor_for, pipes_client_for
+from resources.execution import executor_for, pipes_client_for, skip_final_collection
 from resources.storage import StorageResource
 from resources.upstream import UpstreamSource
 from weather_assets.alerts import build_failure_sensor
@@ -137,4 +137,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     )
 
 
+# Every process that loads the location (CLI, run and step workers, code server) exits
+# without Python's final collections over what it imported.
+skip_final_collection()
 defs = build_definitions(load_settings())

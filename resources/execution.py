@@ -1,10 +1,19 @@
 """How steps run: the executor of a deployment and the concurrency pools it relies on.
 
-Locally every step is a subprocess (``multiprocess_executor``). On Kubernetes every step is
-its own Job (``dagster_k8s.k8s_job_executor``): only then do the per-asset
-``dagster-k8s/config`` op tags (GPU limits, node selector, tolerations, image from the model
-registry) reach the pod that runs the step; under ``K8sRunLauncher`` with the multiprocess
-executor only run-level tags apply and every model would share one pod.
+Locally (:data:`local_executor`) the steps of a run are subprocesses, as under Dagster's
+``multiprocess_executor``, except in a run of one step (one forecast, one verification, one
+cycle's raw inputs: most runs the sensors and automation launch): that step runs in the run
+worker itself. The run worker is already a process of its own (``dagster dev`` launches one
+per run), so a subprocess for its only step bought nothing and cost a second interpreter
+start, import of the code location and exit: 2-4 s per run on a 2-core machine
+(``benchmarks/bench_startup.py``). Pools, retries and run config are the multiprocess
+executor's either way; a step that kills its interpreter (out of memory) now takes the run
+worker with it, and run monitoring fails the run (``resources/run_launcher.py``).
+
+On Kubernetes every step is its own Job (``dagster_k8s.k8s_job_executor``): only then do the
+per-asset ``dagster-k8s/config`` op tags (GPU limits, node selector, tolerations, image from
+the model registry) reach the pod that runs the step; under ``K8sRunLauncher`` with the
+multiprocess executor only run-level tags apply and every model would share one pod.
 
 Pools. Forecast steps declare ``pool="gpu"`` (or ``"cpu"``); ``dagster.yaml`` can only set
 the *default* limit of pools (``concurrency.pools.default_limit``). The limit of a named pool
@@ -15,6 +24,10 @@ settings (``WXPLAT_GPU_POOL_SIZE``) into the instance that ``DAGSTER_HOME`` poin
 
 from __future__ import annotations
 
+import atexit
+import gc
+from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 import dagster as dg
@@ -85,15 +98,74 @@ def k8s_executor_config(
     return config
 
 
+class LocalExecutor(dg.Executor):
+    """Dagster's multiprocess executor, except that a run of one step runs it in process."""
+
+    def __init__(self, multiprocess: dg.Executor, in_process: dg.Executor):
+        self.multiprocess = multiprocess
+        self.in_process = in_process
+
+    @property
+    def retries(self):
+        return self.multiprocess.retries
+
+    @property
+    def step_dependency_config(self):
+        return self.multiprocess.step_dependency_config
+
+    def executor_for_plan(self, execution_plan) -> dg.Executor:
+        """The executor that runs ``execution_plan``'s steps."""
+        one_step = len(execution_plan.step_keys_to_execute) == 1
+        return self.in_process if one_step else self.multiprocess
+
+    def execute(self, plan_context, execution_plan) -> Iterator[dg.DagsterEvent]:
+        yield from self.executor_for_plan(execution_plan).execute(plan_context, execution_plan)
+
+
+def _local_executor(init_context: dg.InitExecutorContext) -> LocalExecutor:
+    # Both from the same (multiprocess) config: retries and step dependencies are shared,
+    # the in-process executor ignores the process settings (max_concurrent, start_method).
+    multiprocess = dg.multiprocess_executor.executor_creation_fn(init_context)
+    return LocalExecutor(multiprocess, dg.in_process_executor.executor_creation_fn(init_context))
+
+
+local_executor = dg.ExecutorDefinition(
+    name="local",
+    config_schema=dg.multiprocess_executor.config_schema,
+    requirements=dg.multiprocess_executor.get_requirements,
+    executor_creation_fn=_local_executor,
+    description="Each step in a subprocess (multiprocess executor), except the only step of a "
+    "run: that one in the run worker's own process.",
+)
+
+
 def executor_for(settings: PlatformSettings, **k8s_options: Any) -> dg.ExecutorDefinition:
-    """``k8s_job_executor`` (configured) on Kubernetes, else the multiprocess executor."""
+    """``k8s_job_executor`` (configured) on Kubernetes, else :data:`local_executor`."""
     if settings.deployment == "kubernetes":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor.configured(
             k8s_executor_config(**k8s_options), name="k8s_job_executor"
         )
-    return dg.multiprocess_executor
+    return local_executor
+
+
+@cache  # once per process
+def skip_final_collection() -> None:
+    """At interpreter exit, leave the objects still alive to the OS instead of collecting them.
+
+    Python's final garbage collections walk every object a process still holds: 0.2 s after
+    ``import dagster`` alone, 1-3 s after a forecast step (torch, xarray, matplotlib, Dagster)
+    on the 2-core machine, paid at the end of every CLI command, run worker and step worker,
+    and on the critical path of a run (the multiprocess executor waits for its step process
+    to exit). Every process that loads the code location calls this: at exit ``gc.freeze()``
+    moves the objects to the permanent generation, which those collections skip, and the
+    memory goes back to the OS with the process. Nothing else changes: ``atexit`` callbacks
+    and ``weakref.finalize`` still run, objects freed by reference counting still run their
+    ``__del__``; only cyclic garbage left at exit is not collected, which Python never
+    promised either (a step commits its stores and closes its files before it ends).
+    """
+    atexit.register(gc.freeze)
 
 
 def pool_limits(

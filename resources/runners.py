@@ -3,20 +3,23 @@
 The forecast asset stages its output stores, builds a ``RunRequest`` and calls
 ``runner.run(request)`` once; the runner writes the forecast into the staged URLs and returns
 metadata for the materialization. The asset then checks and commits what was written, the
-same way whatever ran the model. Which runner a model gets is a fact of its architecture
+same way whatever ran the model. A backfill run of several cycles uses one runner for all of
+them and calls ``runner.run_batch(requests)`` with ``runtime.batch_cycles`` requests at a
+time: what the model needs is loaded and built once per run. Which runner a model gets is a fact of its architecture
 (``runner`` in ``model_registry.architectures.ARCHITECTURES``):
 
 - ``in_process``: ``InProcessTorchRunner`` builds the torch module from the loaded artifact's
-  tensors and rolls it out in the step's own process
-  (``resources.forecast_run.run_forecast``), one store per ensemble member.
+  tensors (once per runner) and rolls it out in the step's own process
+  (``resources.forecast_run.run_forecast``; a batch of cycles through
+  ``resources.forecast_batch.run_forecasts``), one store per ensemble member.
 - ``pipes``: ``PipesRunner`` runs the registry entry's own code (command, image) through a
   Dagster Pipes client, ``PipesSubprocessClient`` locally and ``dagster_k8s.PipesK8sClient``
   on Kubernetes (``resources.execution.pipes_client_for`` picks it, the code location binds
   it as the ``pipes_client`` resource); the external code writes one store and reports its
   metadata back through Pipes.
 
-A new way to run models (ONNX, a remote service) is a class with ``from_context`` and ``run``
-and a row in ``RUNNERS``: the asset code does not change.
+A new way to run models (ONNX, a remote service) is a class with ``from_context``, ``run``
+and ``run_batch`` and a row in ``RUNNERS``: the asset code does not change.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from model_registry.architectures import build_model, get_architecture
 from model_registry.registry import k8s_config
-from resources.forecast_run import run_forecast
+from resources.forecast_batch import run_forecasts
+from resources.forecast_run import ForecastSummary, run_forecast
 from weather_assets.forecast.normalize import identity_stats
 
 if TYPE_CHECKING:
@@ -60,35 +64,56 @@ class RunRequest:
 
 
 class ModelRunner(Protocol):
-    """Runs one forecast into the request's output stores; returns materialization metadata."""
+    """Runs forecasts into the requests' output stores; returns materialization metadata.
+
+    ``run_batch`` runs several cycles of one model (a backfill run's) with one runner, so
+    what is loaded or built for the model is loaded once; it returns one metadata dict per
+    request, in order, or raises for the whole batch.
+    """
 
     def run(self, request: RunRequest) -> dict[str, Any]: ...
 
+    def run_batch(self, requests: Sequence[RunRequest]) -> list[dict[str, Any]]: ...
+
 
 class InProcessTorchRunner:
-    """Build the torch module from the artifact and roll it out in this process."""
+    """Build the torch module from the artifact and roll it out in this process.
+
+    The module is built once per runner (one per step, i.e. per run of a backfill's
+    partitions) and reused for every cycle it runs; ``run_batch`` pushes several cycles
+    through it together (``resources.forecast_batch.run_forecasts``).
+    """
 
     resource_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self) -> None:
+        self._networks: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def from_context(cls, context: dg.AssetExecutionContext | None) -> InProcessTorchRunner:
         return cls()
 
+    def network(self, spec: ModelSpec, loaded: LoadedArtifact | None) -> Any:
+        """The model's torch module, built from the artifact's weights on first use."""
+        key = (spec.name, loaded.sha256 if loaded is not None else "none")
+        if key not in self._networks:
+            self._networks[key] = build_model(
+                spec.architecture,
+                loaded.manifest.architecture.hyperparameters if loaded else {},
+                spec.in_channels,  # state features, then forcings
+                len(spec.output_features),
+                state_dict=loaded.state_dict if loaded else None,
+            )
+        return self._networks[key]
+
     def run(self, request: RunRequest) -> dict[str, Any]:
         spec, loaded = request.spec, request.artifact
         if request.normalized is None:
             raise ValueError(f"in-process run of {spec.name!r} needs the normalized dataset")
-        model = build_model(
-            spec.architecture,
-            loaded.manifest.architecture.hyperparameters if loaded else {},
-            spec.in_channels,  # state features, then forcings
-            len(spec.output_features),
-            state_dict=loaded.state_dict if loaded else None,
-        )
         stats = loaded.stats if loaded is not None else identity_stats(spec.input_features)
         summary = run_forecast(
             request.normalized["state"].load(),
-            model,
+            self.network(spec, loaded),
             stats,
             steps=spec.steps,
             timestep=spec.timestep,
@@ -100,15 +125,50 @@ class InProcessTorchRunner:
             storage_options=dict(request.storage_options) if request.storage_options else None,
             forcings=spec.forcings,
         )
-        return {
-            "device": summary.device,
-            "steps": summary.steps,
-            "members": summary.members,
-            "seconds_per_step": round(summary.mean_step_seconds, 4),
-            "step_seconds": [round(s, 4) for s in summary.step_seconds],
-            "write_seconds": round(summary.write_seconds, 3),
-            "bytes_written": summary.nbytes,
-        }
+        return _summary_metadata(summary)
+
+    def run_batch(self, requests: Sequence[RunRequest]) -> list[dict[str, Any]]:
+        if len(requests) == 1:
+            return [self.run(requests[0])]
+        first = requests[0]
+        spec, loaded = first.spec, first.artifact
+        for request in requests:
+            if request.normalized is None:
+                raise ValueError(f"in-process run of {spec.name!r} needs the normalized dataset")
+            if request.spec is not spec or request.artifact is not loaded:
+                raise ValueError("a batch runs one model with one artifact")
+            if request.device != first.device or request.storage_options != first.storage_options:
+                raise ValueError("a batch runs on one device with one storage")
+        stats = loaded.stats if loaded is not None else identity_stats(spec.input_features)
+        summaries = run_forecasts(
+            [request.normalized["state"].load() for request in requests],
+            self.network(spec, loaded),
+            stats,
+            steps=spec.steps,
+            timestep=spec.timestep,
+            stores=[list(request.output_urls) for request in requests],
+            members=spec.members,
+            grid=loaded.manifest.grid if loaded else None,
+            device=first.device,
+            attrs=[dict(request.attrs) for request in requests],
+            storage_options=dict(first.storage_options) if first.storage_options else None,
+            forcings=spec.forcings,
+        )
+        return [
+            {**_summary_metadata(summary), "batch_cycles": len(requests)} for summary in summaries
+        ]
+
+
+def _summary_metadata(summary: ForecastSummary) -> dict[str, Any]:
+    return {
+        "device": summary.device,
+        "steps": summary.steps,
+        "members": summary.members,
+        "seconds_per_step": round(summary.mean_step_seconds, 4),
+        "step_seconds": [round(s, 4) for s in summary.step_seconds],
+        "write_seconds": round(summary.write_seconds, 3),
+        "bytes_written": summary.nbytes,
+    }
 
 
 @dataclass(frozen=True)
@@ -145,6 +205,10 @@ class PipesRunner:
         for result in invocation.get_results():
             reported.update(getattr(result, "metadata", None) or {})
         return {"runner": type(self.client).__name__, **reported}
+
+    def run_batch(self, requests: Sequence[RunRequest]) -> list[dict[str, Any]]:
+        # External code runs one cycle per invocation (a subprocess or a pod each).
+        return [self.run(request) for request in requests]
 
 
 # Runner kind (the architecture table's ``runner``) -> runner class.

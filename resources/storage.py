@@ -25,6 +25,18 @@ Every object-store call has a timeout (``s3_options``) and the commit's calls ar
 with a log line on the ``wxplat.storage`` logger. Staging left by dead writers is removed by
 :meth:`Storage.clean_staging` (age- and lease-based: never a live write).
 
+Resumable writes (a forecast, written lead time by lead time): ``staged_zarrs(...,
+resume_key=K)`` records ``K`` and the target stores in the lease. When such a writer dies
+(SIGKILL, OOM, an evicted pod) or stops on an error with work recorded in a staged store's
+progress journal (``PROGRESS.json``, kept by ``resources.forecast_writer``), its staging is
+*kept*: the next ``staged_zarrs`` of the same stores with the same key adopts it (renamed to
+its own token on local disk, an atomic claim) and the writer resumes from what is there.
+The cleanup keeps such staging while it can still be resumed: until a newer lease for the
+same stores exists (a run with other inputs, whose key differs, or a commit of those
+stores), or until it has shown no progress for ``staging_max_age``. A writer on another host
+(a pod) counts as dead for resuming once it has shown no progress (lease, journal) for
+``resume_stale_after``.
+
 Stores are zarr format 2 with consolidated metadata: ``.zmetadata`` doubles as the "this
 store is complete" marker that sensors look for.
 """
@@ -60,12 +72,16 @@ COMPLETE_MARKER = ".zmetadata"
 STAGING = ".staging"
 LEASE = "LEASE.json"
 JOURNAL = "COMMIT.json"
+# A staged store's progress journal (written by resources.forecast_writer): a resumable write.
+PROGRESS = "PROGRESS.json"
 # Object-store calls: seconds before a silent endpoint counts as failed, and how often a
 # commit call is tried before the write fails (each failure is logged).
 DEFAULT_TIMEOUT_SECONDS = 20.0
 COMMIT_ATTEMPTS = 3
 # Staging older than this with no live writer on this host is abandoned.
 DEFAULT_STAGING_MAX_AGE = timedelta(hours=6)
+# A resumable write on another host that shows no progress for this long is taken over.
+DEFAULT_RESUME_STALE_AFTER = timedelta(minutes=30)
 
 logger = logging.getLogger("wxplat.storage")
 # Tokens of the writes this process has in flight (its other staging areas are abandoned).
@@ -93,6 +109,7 @@ class CleanupReport:
     rolled_forward: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    resumable: list[str] = field(default_factory=list)  # dead writers' work kept for a rerun
 
 
 def dataset_checksum(ds: xr.Dataset) -> str:
@@ -187,6 +204,7 @@ class Storage:
         storage_options: dict[str, Any] | None = None,
         *,
         staging_max_age: timedelta = DEFAULT_STAGING_MAX_AGE,
+        resume_stale_after: timedelta = DEFAULT_RESUME_STALE_AFTER,
     ):
         self.root = root.rstrip("/")
         self.storage_options = dict(storage_options or {})
@@ -199,6 +217,7 @@ class Storage:
             self.fs.retries = 1
         self._local = "file" in _protocols(self.fs)
         self.staging_max_age = staging_max_age
+        self.resume_stale_after = resume_stale_after
 
     def url(self, relpath: str) -> str:
         """Full URL of a path relative to the root."""
@@ -260,34 +279,56 @@ class Storage:
         return int(self.fs.du(self.path(relpath), total=True))
 
     @contextmanager
-    def staged_zarr(self, relpath: str, *, label: str | None = None) -> Iterator[str]:
+    def staged_zarr(
+        self, relpath: str, *, label: str | None = None, resume_key: str | None = None
+    ) -> Iterator[str]:
         """Yield a staging URL to write one store into; commit it on clean exit."""
-        with self.staged_zarrs([relpath], label=label) as (url,):
+        with self.staged_zarrs([relpath], label=label, resume_key=resume_key) as (url,):
             yield url
 
     @contextmanager
-    def staged_zarrs(self, relpaths: list[str], *, label: str | None = None) -> Iterator[list[str]]:
+    def staged_zarrs(
+        self,
+        relpaths: list[str],
+        *,
+        label: str | None = None,
+        resume_key: str | None = None,
+    ) -> Iterator[list[str]]:
         """Yield staging URLs for a set of stores; commit them all, or none, on clean exit.
 
         Write each store into its URL, validate what was written (open it, run checks), and
         raise to abandon the write: the stores in place are untouched and the staging is
         removed. ``label`` (an asset and partition, say) names the write in errors.
+
+        ``resume_key`` (what the stores' content is made from, e.g. a forecast's inputs
+        fingerprint) makes the write resumable: the staging of a dead writer of the same
+        stores under the same key is adopted, so the URLs may hold its work (a progress
+        journal says how much); and this write's staging is kept, not removed, when it
+        stops with such work recorded, for the next write to resume.
         """
+        relpaths = list(relpaths)
         if len(set(relpaths)) != len(relpaths):
             raise ValueError(f"a commit names the same store twice: {relpaths}")
         self.recover_commits()  # finish what a dead writer had already committed
         token = uuid.uuid4().hex
-        token_dir = self.path(f"{STAGING}/{token}")
-        staged = [
-            f"{token_dir}/{i}/{posixpath.basename(rel.rstrip('/'))}"
-            for i, rel in enumerate(relpaths)
-        ]
         what = label or ", ".join(relpaths)
         committing = False
+        keep = False
+        token_dir = self.path(f"{STAGING}/{token}")
         _ACTIVE.add(token)
         try:
             with self._space_errors(what):
-                self._write_json(posixpath.join(token_dir, LEASE), _lease())
+                if resume_key is not None:
+                    adopted = self._adopt(relpaths, resume_key, token_dir, what)
+                    if adopted != token_dir:  # object stores: the dead writer's own token
+                        _ACTIVE.discard(token)
+                        token_dir, token = adopted, posixpath.basename(adopted)
+                        _ACTIVE.add(token)
+                staged = [
+                    f"{token_dir}/{i}/{posixpath.basename(rel.rstrip('/'))}"
+                    for i, rel in enumerate(relpaths)
+                ]
+                self._write_json(posixpath.join(token_dir, LEASE), _lease(relpaths, resume_key))
                 yield [self._url_of(p) for p in staged]
                 for path in staged:
                     if not self.fs.exists(posixpath.join(path, COMPLETE_MARKER)):
@@ -313,12 +354,22 @@ class Storage:
                     what,
                     self.root,
                 )
-                token_dir = ""
+                keep = True
+            elif resume_key is not None and not committing and self._progress(token_dir) > 0:
+                logger.warning(
+                    "storage: %s stopped after %d complete part(s); its staging is kept for "
+                    "a rerun of the same inputs to resume",
+                    what,
+                    self._progress(token_dir),
+                )
+                keep = True
             raise
         finally:
             _ACTIVE.discard(token)
-            if token_dir and self.fs.exists(token_dir):
+            if not keep and self.fs.exists(token_dir):
                 self._retry("remove staging", token_dir, self.fs.rm, token_dir, recursive=True)
+        # Committed: a dead writer's older work on these stores can never be resumed now.
+        self._drop_resumable(relpaths, keep_key=None)
 
     def write_zarr(
         self,
@@ -445,17 +496,153 @@ class Storage:
 
         A staging area is abandoned when its writer's process is gone (same host) or its
         lease is older than ``max_age`` (default ``staging_max_age``); a live write is kept.
+        A dead writer's *resumable* work (``staged_zarrs(resume_key=...)`` with progress
+        recorded) is kept too, for a rerun to resume, until a newer lease for the same
+        stores exists or it has shown no progress for ``max_age``.
         """
         report = CleanupReport(rolled_forward=self.recover_commits())
         max_age = self.staging_max_age if max_age is None else max_age
+        leases = self._leases()
         for token in self.list_dir(STAGING):
             token_dir = self.path(f"{STAGING}/{token}")
+            lease = leases.get(token)
+            if self._resumable(token_dir, lease, leases, max_age):
+                report.resumable.append(self._url_of(token_dir))
+                continue
             if self._writer_alive(token_dir, max_age):
                 report.kept.append(self._url_of(token_dir))
                 continue
             self._retry("remove staging", token_dir, self.fs.rm, token_dir, recursive=True)
             report.removed.append(self._url_of(token_dir))
         return report
+
+    # -- resumable writes ------------------------------------------------------------------
+
+    def _leases(self) -> dict[str, dict]:
+        """Every staging area's lease, by token (areas without one are left out)."""
+        out = {}
+        for token in self.list_dir(STAGING):
+            lease = self._read_json(self.path(f"{STAGING}/{token}/{LEASE}"))
+            if lease is not None:
+                out[token] = lease
+        return out
+
+    def _resumable(
+        self, token_dir: str, lease: dict | None, leases: dict[str, dict], max_age: timedelta
+    ) -> bool:
+        """Whether a staging area is a dead writer's work that a rerun can still resume."""
+        if not lease or lease.get("resume_key") is None or lease.get("pid") is None:
+            return False
+        if self._read_json(posixpath.join(token_dir, JOURNAL)) is not None:
+            return False  # a commit: rolled forward, not resumed
+        if not self._writer_dead(token_dir, lease) or self._progress(token_dir) == 0:
+            return False
+        if _now() - self._last_activity(token_dir, lease) >= max_age:
+            return False
+        started = lease.get("started", "")
+        token = posixpath.basename(token_dir)
+        newer = any(
+            other.get("relpaths") == lease.get("relpaths") and other.get("started", "") > started
+            for t, other in leases.items()
+            if t != token
+        )
+        return not newer
+
+    def _writer_dead(self, token_dir: str, lease: dict) -> bool:
+        """Whether the writer of a resumable staging area is gone (safe to take over).
+
+        On this host: its process is gone (or is this one, and the write is not active).
+        Elsewhere (a pod): it has shown no progress for ``resume_stale_after``.
+        """
+        if lease.get("host") == socket.gethostname():
+            pid = int(lease["pid"])
+            token = posixpath.basename(token_dir)
+            return not pid_alive(pid) or (pid == os.getpid() and token not in _ACTIVE)
+        return _now() - self._last_activity(token_dir, lease) >= self.resume_stale_after
+
+    def _journals(self, token_dir: str) -> list[dict | None]:
+        """The progress journal of each staged store of an area (None where it has none)."""
+        journals = []
+        if not self._local:
+            self.fs.invalidate_cache(token_dir)  # written by other clients (the writer's)
+        for part in self.list_dir(posixpath.relpath(token_dir, self._root_path)):
+            part_dir = posixpath.join(token_dir, part)
+            if not part.isdigit():
+                continue
+            for name in self.list_dir(posixpath.relpath(part_dir, self._root_path)):
+                journals.append(self._read_json(posixpath.join(part_dir, name, PROGRESS)))
+        return journals
+
+    def _progress(self, token_dir: str) -> int:
+        """Complete parts (lead times) that every staged store of an area records; 0: none."""
+        try:
+            journals = self._journals(token_dir)
+        except (OSError, ValueError):
+            return 0
+        if not journals or any(j is None for j in journals):
+            return 0
+        return min(int(j.get("complete", 0)) for j in journals if j is not None)
+
+    def _last_activity(self, token_dir: str, lease: dict) -> datetime:
+        stamps = [datetime.fromisoformat(lease["started"])]
+        try:
+            journals = self._journals(token_dir)
+        except (OSError, ValueError):
+            journals = []
+        stamps += [datetime.fromisoformat(j["updated"]) for j in journals if j and "updated" in j]
+        return max(stamps)
+
+    def _adopt(self, relpaths: list[str], key: str, token_dir: str, what: str) -> str:
+        """The staging directory to write into: a dead writer's resumable one, else new.
+
+        Local disk: the dead writer's directory is renamed to ``token_dir`` (one atomic
+        claim: of two writers only one gets it). Object stores have no rename: the area
+        keeps its token and the new lease claims it.
+        """
+        self._drop_resumable(relpaths, keep_key=key)  # other inputs: superseded by these
+        leases = self._leases()
+        candidates = []
+        for token, lease in leases.items():
+            if lease.get("relpaths") != relpaths or lease.get("resume_key") != key:
+                continue
+            old = self.path(f"{STAGING}/{token}")
+            if self._resumable(old, lease, leases, self.staging_max_age):
+                candidates.append((self._progress(old), lease.get("started", ""), old))
+        for progress, _, old in sorted(candidates, reverse=True):
+            if self._local:
+                try:
+                    os.rename(old, token_dir)
+                except OSError:
+                    continue  # claimed by another writer first
+                claimed = token_dir
+            else:
+                claimed = old
+            logger.warning(
+                "storage: resuming %s from the staging a dead writer left at %s "
+                "(%d complete part(s))",
+                what,
+                self._url_of(old),
+                progress,
+            )
+            return claimed
+        return token_dir
+
+    def _drop_resumable(self, relpaths: list[str], keep_key: str | None) -> None:
+        """Remove dead writers' resumable staging of ``relpaths`` (but ``keep_key``'s)."""
+        try:
+            for token, lease in self._leases().items():
+                if lease.get("relpaths") != relpaths or lease.get("resume_key") is None:
+                    continue
+                if keep_key is not None and lease.get("resume_key") == keep_key:
+                    continue
+                old = self.path(f"{STAGING}/{token}")
+                if token in _ACTIVE or not self._writer_dead(old, lease):
+                    continue
+                if self._read_json(posixpath.join(old, JOURNAL)) is not None:
+                    continue  # a commit in flight: the roll-forward's business
+                self._retry("remove staging", old, self.fs.rm, old, recursive=True)
+        except (OSError, *_transient_errors()) as exc:  # tidying only: never fails a write
+            logger.warning("storage: could not remove superseded staging: %s", exc)
 
     def _writer_alive(self, token_dir: str, max_age: timedelta | None = None) -> bool:
         lease = self._read_json(posixpath.join(token_dir, LEASE))
@@ -608,8 +795,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _lease() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _now().isoformat()}
+def _lease(relpaths: list[str] | None = None, resume_key: str | None = None) -> dict:
+    lease: dict[str, Any] = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": _now().isoformat(),
+    }
+    if resume_key is not None:
+        lease.update(relpaths=list(relpaths or []), resume_key=resume_key)
+    return lease
 
 
 def s3_options(

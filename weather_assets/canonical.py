@@ -9,8 +9,10 @@ and ``longitude`` (ascending, degrees east in [0, 360) or [-180, 180) as the sou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import xarray as xr
+if TYPE_CHECKING:  # the tables are plain data: loading the code location needs no xarray
+    import xarray as xr
 
 SPATIAL_DIMS = ("latitude", "longitude")
 

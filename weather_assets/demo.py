@@ -7,6 +7,13 @@ Steps, each idempotent (what is already materialized is not redone):
 4. climatology from the ingested history;
 5. per cycle: every model's normalized input and forecast (+ checks) and verification;
 6. the scorecard; print where its picture and table are.
+
+What runs again is decided from the instance's records (storage ids of materializations):
+the climatology and the scorecard when one of their inputs was materialized after them (or
+their code version changed), a cycle's verification with its forecast or when an analysis at
+one of its valid times was materialized after it. A verification still waiting for analyses
+past the last ingested cycle is not re-run until one arrives; run again with everything up
+to date, the demo materializes nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +25,22 @@ from pathlib import Path
 import dagster as dg
 
 from weather_assets.ingest.simulate import write_simulated_cycles
-from weather_assets.keys import SCORECARD_KEY, climatology_key, model_keys, raw_inputs_key
+from weather_assets.keys import (
+    SCORECARD_KEY,
+    climatology_key,
+    forecast_key,
+    model_keys,
+    raw_inputs_key,
+    verification_key,
+)
 from weather_assets.lineage import record_sensor_events
-from weather_assets.partitions import time_to_partition_key
+from weather_assets.partitions import (
+    partition_cadence,
+    partition_key_to_time,
+    partition_offset,
+    settings_partitions,
+    time_to_partition_key,
+)
 from weather_assets.settings import (
     PlatformSettings,
     load_settings,
@@ -36,7 +56,6 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def _ensure_demo_artifacts(specs, echo: Callable[[str], None]) -> None:
     """Train registry models whose local artifact is missing (the demo FNO)."""
     from model_registry.architectures import get_architecture
-    from model_registry.training import train_registered
 
     for spec in specs:
         if not get_architecture(spec.architecture).trainable or spec.artifact is None:
@@ -47,6 +66,8 @@ def _ensure_demo_artifacts(specs, echo: Callable[[str], None]) -> None:
             f"training {spec.name} on simulator history {TRAIN_START}..{TRAIN_END} "
             f"(its artifact {spec.artifact_location} is absent)"
         )
+        from model_registry.training import train_registered  # torch: only when training
+
         result = train_registered(spec, TRAIN_START, TRAIN_END, command="wxplat demo")
         echo(f"trained {spec.name} in {result.seconds:.1f} s (final loss {result.losses[-1]:.4g})")
         echo(f"{result.path}\nsha256 {result.sha256}")
@@ -74,15 +95,56 @@ def demo_window(settings: PlatformSettings, start: datetime) -> PlatformSettings
     return load_settings()
 
 
-def _complete(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> bool:
-    """Whether the latest verification of a cycle scored every lead time."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
-    ).records
-    if not records:
+def _latest_ids(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, int]:
+    """Storage id of each partition's latest materialization."""
+    return dict(
+        instance.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_MATERIALIZATION)
+    )
+
+
+def up_to_date(instance: dg.DagsterInstance, graph, key: dg.AssetKey) -> bool:
+    """Whether an unpartitioned asset was materialized, with its current code version, after
+    the latest materialization of every asset it depends on (any partition)."""
+    records = instance.fetch_materializations(key, limit=1).records
+    if not records or records[0].asset_materialization is None:
         return False
-    meta = records[0].asset_materialization.metadata
-    return bool(meta["complete"].value) if "complete" in meta else True
+    latest = records[0]
+    tags = latest.asset_materialization.tags or {}
+    if tags.get("dagster/code_version") != graph.get(key).code_version:
+        return False
+    for parent in graph.get(key).parent_keys:
+        newest = instance.fetch_materializations(parent, limit=1).records
+        if newest and newest[0].storage_id > latest.storage_id:
+            return False
+    return True
+
+
+def verifications_due(
+    instance: dg.DagsterInstance,
+    spec,
+    *,
+    raw_key: dg.AssetKey,
+    keys: list[str],
+    cadence: timedelta,
+    forecasts: set[str],
+) -> list[str]:
+    """The cycles of ``keys`` whose verification has something new to score.
+
+    A cycle's verification runs with its forecast (``forecasts``: the cycles whose forecast
+    runs now), and when an analysis at one of its valid times (t + cadence .. t + max lead)
+    was materialized after its latest materialization, or at all if it has none. Cycles whose
+    missing analyses lie past the last ingested cycle wait, however often the demo runs.
+    """
+    verified = _latest_ids(instance, verification_key(spec.name))
+    analyses = _latest_ids(instance, raw_key)
+    leads = range(1, partition_offset(spec.max_lead_time, cadence) + 1)
+    due = []
+    for key in keys:
+        t = partition_key_to_time(key)
+        truth = (analyses.get(time_to_partition_key(t + j * cadence), -1) for j in leads)
+        if key in forecasts or max(truth, default=-1) > verified.get(key, -1):
+            due.append(key)
+    return due
 
 
 def run_demo(
@@ -141,12 +203,7 @@ def run_demo(
             )
 
     def missing(key: dg.AssetKey) -> list[str]:
-        todo = set(keys) - set(instance.get_materialized_partitions(key))
-        if key.path[0] == "verification":
-            # Scores made before all of a cycle's truth had arrived are redone (as the
-            # automation would do when the later analyses land).
-            todo |= {k for k in keys if k not in todo and not _complete(instance, key, k)}
-        return sorted(todo)
+        return sorted(set(keys) - set(instance.get_materialized_partitions(key)))
 
     raw_key = raw_inputs_key(settings.upstream_name)
     todo = missing(raw_key)
@@ -163,12 +220,30 @@ def run_demo(
 
     clim_key = climatology_key(settings.upstream_name)
     if graph.has(clim_key):
-        run([clim_key], None)
+        if up_to_date(instance, graph, clim_key):
+            echo(f"{clim_key.to_user_string()}: up to date (no new raw inputs since)")
+        else:
+            run([clim_key], None)
     per_cycle = [k for spec in specs for k in model_keys(spec.name) if graph.has(k)]
+    # The cycles each asset needs, from the instance's records (queried once).
+    needed = {k: set(missing(k)) for k in per_cycle if k.path[0] != "verification"}
+    cadence = partition_cadence(settings_partitions(settings))
+    for spec in specs:
+        if graph.has(verification_key(spec.name)):
+            needed[verification_key(spec.name)] = set(
+                verifications_due(
+                    instance,
+                    spec,
+                    raw_key=raw_key,
+                    keys=keys,
+                    cadence=cadence,
+                    forecasts=needed.get(forecast_key(spec.name), set()),
+                )
+            )
     for asset_key in per_cycle:
         done[asset_key.to_user_string()] = []
     for key in keys:
-        selection = [k for k in per_cycle if key in missing(k)]
+        selection = [k for k in per_cycle if key in needed[k]]
         if selection:
             run(selection, key)
             for k in selection:
@@ -178,7 +253,10 @@ def run_demo(
         echo(f"forecast/{spec.name}: {n} partition(s) materialized, {cycles - n} up to date")
     scorecard = SCORECARD_KEY
     if graph.has(scorecard):
-        run([scorecard], None)
+        if up_to_date(instance, graph, scorecard):
+            echo(f"{scorecard.to_user_string()}: up to date (no new scores since)")
+        else:
+            run([scorecard], None)
         event = instance.get_latest_materialization_event(scorecard)
         meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
         if "table" in meta:

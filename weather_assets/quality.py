@@ -6,30 +6,35 @@ One implementation for every store the platform checks before a commit: a cycle'
 dataset to one row per variable and level (level ``-1`` for a surface variable) over all of
 its other dims, whatever they are; two pandera schemas say which rows are wrong:
 
-* :data:`MISSING_SCHEMA`: a NaN anywhere (``nan_fraction`` > 0; 1 for a variable with no
+* :func:`missing_schema`: a NaN anywhere (``nan_fraction`` > 0; 1 for a variable with no
   values at all);
-* :data:`RANGE_SCHEMA`: the min or max outside the variable's physical range
+* :func:`range_schema`: the min or max outside the variable's physical range
   (:data:`weather_assets.canonical.VARIABLES`). Infinities count here (they are values, out
   of every range); a row with no values at all (every value NaN) is the missing-values
   schema's failure, not this one's, and a variable unknown to the canonical table has no
   range to check (the layout checks refuse unknown variables).
 
 :func:`assess` gives both sets of failing rows and the words a check reports them with.
-Pure (numpy, pandas, xarray, dask, pandera): no Dagster.
+Pure (numpy, pandas, xarray, dask, pandera): no Dagster. Every step process imports this
+module with the code location, but only the checks use pandas, dask and pandera: they are
+imported inside the functions that use them (``tests/test_startup.py``).
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
-import dask
 import numpy as np
-import pandas as pd
-import pandera.pandas as pa
-import xarray as xr
 
 from weather_assets.canonical import VARIABLES
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pandera.pandas as pa
+    import xarray as xr
 
 SURFACE_LEVEL = -1  # the ``level`` of a variable without levels
 LEVEL_DIM = "level"
@@ -56,6 +61,9 @@ def summary_table(ds: xr.Dataset) -> pd.DataFrame:
     into a flat array, and on dask-backed data (a lazily opened store) all the reductions of
     all the variables are computed together, in one pass over the chunks.
     """
+    import dask
+    import pandas as pd
+
     lazy: dict[str, tuple[xr.DataArray, ...]] = {}
     for name, da in ds.data_vars.items():
         dims = [d for d in da.dims if d != LEVEL_DIM]
@@ -96,32 +104,50 @@ def _within(bound: str):
     return check
 
 
-MISSING_SCHEMA = pa.DataFrameSchema(
-    {
-        "variable": pa.Column(str),
-        "level": pa.Column(int),
-        "nan_fraction": pa.Column(float, pa.Check.eq(0.0), nullable=False),
-    },
-    name="no missing values",
-)
+@cache
+def missing_schema() -> pa.DataFrameSchema:
+    """Rows with a missing value: ``nan_fraction`` must be 0."""
+    import pandera.pandas as pa
 
-RANGE_SCHEMA = pa.DataFrameSchema(
-    {
-        "variable": pa.Column(str),
-        "level": pa.Column(int),
-        "min": pa.Column(float, nullable=True),
-        "max": pa.Column(float, nullable=True),
-    },
-    checks=[
-        pa.Check(_within("min"), error="minimum outside the variable's physical range"),
-        pa.Check(_within("max"), error="maximum outside the variable's physical range"),
-    ],
-    name="physical ranges",
-)
+    return pa.DataFrameSchema(
+        {
+            "variable": pa.Column(str),
+            "level": pa.Column(int),
+            "nan_fraction": pa.Column(float, pa.Check.eq(0.0), nullable=False),
+        },
+        name="no missing values",
+    )
+
+
+@cache
+def range_schema() -> pa.DataFrameSchema:
+    """Rows out of range: ``min`` and ``max`` within the variable's physical range."""
+    import pandera.pandas as pa
+
+    return pa.DataFrameSchema(
+        {
+            "variable": pa.Column(str),
+            "level": pa.Column(int),
+            "min": pa.Column(float, nullable=True),
+            "max": pa.Column(float, nullable=True),
+        },
+        checks=[
+            pa.Check(_within("min"), error="minimum outside the variable's physical range"),
+            pa.Check(_within("max"), error="maximum outside the variable's physical range"),
+        ],
+        name="physical ranges",
+    )
 
 
 def failing_rows(schema: pa.DataFrameSchema, table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``table`` that break ``schema`` (empty when it passes)."""
+    """Rows of ``table`` that break ``schema`` (empty when it passes).
+
+    The first validation in a process registers pandera's pandas backend, which imports its
+    data-synthesis strategies and, where it is installed (the test extra, not the image),
+    hypothesis: 0.4-0.5 s of the first check on the 2-core machine, 0.01 s after that.
+    """
+    import pandera.pandas as pa
+
     try:
         schema.validate(table, lazy=True)
     except pa.errors.SchemaErrors as err:
@@ -181,6 +207,6 @@ def assess(ds: xr.Dataset) -> Quality:
     table = summary_table(ds)
     return Quality(
         table=table,
-        missing=failing_rows(MISSING_SCHEMA, table),
-        out_of_range=failing_rows(RANGE_SCHEMA, table),
+        missing=failing_rows(missing_schema(), table),
+        out_of_range=failing_rows(range_schema(), table),
     )

@@ -235,7 +235,7 @@ def _assert_common(job: dict, namespace: str, step_key: str) -> dict:
 
 
 def test_executor_for_picks_k8s_only_on_kubernetes(settings):
-    assert execution.executor_for(settings) is dg.multiprocess_executor
+    assert execution.executor_for(settings) is execution.local_executor
     k8s = execution.executor_for(_k8s_settings())
     assert k8s.name == "k8s_job_executor"
     assert forecast_job().executor_def.name == "k8s_job_executor"

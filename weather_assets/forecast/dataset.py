@@ -159,40 +159,39 @@ def steps_to_dataset(steps: Iterable[RolloutStep], **kwargs: Any) -> xr.Dataset:
 def forecast_template(layout: ForecastLayout, *, ensemble: bool) -> xr.Dataset:
     """The whole forecast of ``layout`` with lazy, never-computed NaN data (dask).
 
-    Written with ``to_zarr(compute=False)`` it lays a store out (metadata and coordinates,
-    no data chunks) exactly as writing the computed forecast would; the lead times are
-    then written into it chunk by chunk. ``ensemble``: all members with a ``member`` dim,
+    Written with ``to_zarr(compute=False)`` and ``forecast_encoding`` it lays a store out
+    (metadata and coordinates, no data chunks) exactly as writing the computed forecast
+    would; the lead times are then written into it chunk by chunk. ``ensemble``: all members with a ``member`` dim,
     else one member and no ``member`` dim.
     """
     import dask.array  # only laying a store out needs it (it imports scipy): not at load
 
     members = layout.members if ensemble else 1
-    shape = (
-        1,
-        len(layout.lead_times),
-        members,
-        len(layout.features),
-        len(layout.latitude),
-        len(layout.longitude),
-    )
-    values = dask.array.full(shape, np.nan, dtype=np.float32, chunks=(1, 1, *shape[2:]))
-    ds = _forecast_dataset(
-        values,
+    # The structure (variables, their dims, levels, attributes; coordinates) comes from a
+    # one-point probe laid out by the very code that lays out the computed forecast; the
+    # data are then never-computed dask arrays of the full shape, one chunk per variable,
+    # so the graph is a handful of tasks however many lead times there are (the zarr
+    # chunks come from ``forecast_encoding``).
+    probe = _forecast_dataset(
+        np.zeros((1, len(layout.lead_times), members, len(layout.features), 1, 1), np.float32),
         analysis_time=layout.analysis_time,
         lead_times=layout.lead_times,
         features=layout.features,
-        latitude=layout.latitude,
-        longitude=layout.longitude,
+        latitude=np.asarray(layout.latitude, dtype=np.float64)[:1],
+        longitude=np.asarray(layout.longitude, dtype=np.float64)[:1],
         ensemble=ensemble,
         attrs=layout.attrs,
     )
-    # Dask chunks as the store's chunks (unstacking may split levels, e.g. around a level a
-    # variable lacks); the data only, coordinates stay in memory and are written at once.
-    for name in list(ds.data_vars):
-        da = ds[name]
-        chunks = tuple(1 if d in PER_CHUNK_DIMS else -1 for d in da.dims)
-        ds[name] = (da.dims, da.data.rechunk(chunks), da.attrs)
-    return ds
+    sizes = {**probe.sizes, "latitude": len(layout.latitude), "longitude": len(layout.longitude)}
+    coords = {name: probe[name].variable for name in probe.coords}
+    for name, values in (("latitude", layout.latitude), ("longitude", layout.longitude)):
+        coords[name] = xr.Variable(name, np.asarray(values, dtype=np.float64), probe[name].attrs)
+    data_vars = {}
+    for name, da in probe.data_vars.items():
+        shape = tuple(sizes[d] for d in da.dims)
+        values = dask.array.full(shape, np.nan, dtype=np.float32, chunks=shape)
+        data_vars[name] = xr.Variable(da.dims, values, da.attrs)
+    return xr.Dataset(data_vars, coords=coords, attrs=probe.attrs)
 
 
 def forecast_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:

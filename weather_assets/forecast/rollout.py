@@ -17,6 +17,10 @@ A model with forcings (``weather_assets.forecast.normalize.FORCINGS``) takes
 step at the valid time ``t = analysis_time + (k - 1) * timestep`` of the state it steps from
 (the input time, as in training), so only one step's forcings are ever held.
 
+``rollout_cycles`` rolls several cycles (analysis times) out together, one network call per
+step for all of them (a reforecast backfill's batch): each cycle keeps the forcings of its own
+valid time, and gives what ``rollout`` gives it alone, up to batched kernels' float rounding.
+
 torch is imported inside the functions that compute, so that the checks here (and the code
 location that imports them) load without it.
 """
@@ -144,6 +148,7 @@ def rollout(
     analysis_time: datetime | np.datetime64 | pd.Timestamp | str | None = None,
     latitude: Sequence[float] | None = None,
     longitude: Sequence[float] | None = None,
+    first_step: int = 0,
 ) -> Iterator[RolloutStep]:
     """Yield the physical state at each lead time ``timestep * (1..steps)``.
 
@@ -151,15 +156,25 @@ def rollout(
     ``features`` (which must be both the model's inputs and outputs). A model with
     ``forcings`` also needs ``analysis_time`` and the grid (``latitude``, ``longitude``) to
     compute them at each step's input time.
+
+    ``first_step`` > 0 resumes an interrupted rollout at that step (steps ``first_step + 1
+    .. steps`` are yielded, with their forcings and lead times): ``x0_norm`` is then the
+    state that step yielded, every member, (members, F, H, W), *physical* as it was stored
+    (float32, bit for bit), and is standardized exactly as the uninterrupted rollout did, so
+    the resumed steps are the uninterrupted ones. Members are perturbed only at step 0 (no
+    random numbers after it), so an ensemble resumes identically too.
     """
     import torch  # here, not at import: loading the code location must not import torch
 
     x0 = torch.as_tensor(np.asarray(x0_norm) if not isinstance(x0_norm, torch.Tensor) else x0_norm)
     if x0.ndim == 3:
         x0 = x0.unsqueeze(0)
-    if x0.ndim != 4 or x0.shape[0] != 1 or x0.shape[1] != len(features):
+    if not 0 <= first_step <= steps:
+        raise ValueError(f"first_step {first_step} is not in 0..{steps}")
+    n0 = members if first_step else 1  # a resumed state holds every member
+    if x0.ndim != 4 or x0.shape[0] != n0 or x0.shape[1] != len(features):
         raise ValueError(
-            f"initial state must be (1, {len(features)}, lat, lon), got {tuple(x0.shape)}"
+            f"initial state must be ({n0}, {len(features)}, lat, lon), got {tuple(x0.shape)}"
         )
     forcings = check_forcings(forcings)
     if forcings:
@@ -182,9 +197,13 @@ def rollout(
     # thread-local, so a generator suspended (or abandoned) inside it would leak inference
     # mode into the consumer's code, e.g. a later training run in the same process.
     with torch.inference_mode():
-        s = initial_members(x0.to(dev, torch.float32), members, perturbation, seed)
-        x = s * std + mean
-    for step in range(1, steps + 1):
+        if first_step:  # the stored physical state, standardized as the step after it did
+            x = x0.to(dev, torch.float32)
+            s = (x - mean) / std
+        else:
+            s = initial_members(x0.to(dev, torch.float32), members, perturbation, seed)
+            x = s * std + mean
+    for step in range(first_step + 1, steps + 1):
         t0 = _time.perf_counter()
         with torch.inference_mode():
             if forcings:
@@ -202,3 +221,105 @@ def rollout(
             s = (x - mean) / std
             state = x.detach().to("cpu", torch.float32).numpy().copy()  # syncs the device
         yield RolloutStep(step, timestep * step, state, _time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class CyclesStep:
+    """One lead time of a batch of cycles (analysis times) rolled out together."""
+
+    step: int  # 1-based step index
+    lead_time: timedelta
+    states: np.ndarray  # (cycle, member, state_feature, latitude, longitude), float32, physical
+    seconds: float  # wall time of the batched model step (device-synchronized)
+
+    def cycle(self, index: int) -> RolloutStep:
+        """This lead time of one cycle, as its own rollout would have yielded it."""
+        return RolloutStep(self.step, self.lead_time, self.states[index], self.seconds)
+
+
+def rollout_cycles(
+    x0_norm: torch.Tensor | np.ndarray,
+    model: torch.nn.Module,
+    stats: xr.Dataset,
+    steps: int,
+    *,
+    features: Sequence[str],
+    timestep: timedelta,
+    analysis_times: Sequence[datetime | np.datetime64 | pd.Timestamp | str] | None = None,
+    members: int = 1,
+    perturbation: float = DEFAULT_PERTURBATION,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    forcings: Sequence[str] = (),
+    latitude: Sequence[float] | None = None,
+    longitude: Sequence[float] | None = None,
+) -> Iterator[CyclesStep]:
+    """``rollout`` of several cycles at once: one network call per step for all of them.
+
+    ``x0_norm`` is (cycle, F, H, W), one standardized analysis per cycle, and
+    ``analysis_times`` their analysis times, in the same order. The cycles are stacked along
+    the network's batch dim (cycle-major, then member), so each step is one ``model`` call;
+    each cycle's forcings are computed at *its own* input valid time
+    ``analysis_times[c] + (k - 1) * timestep``, never at another cycle's (a batch of 00Z and
+    12Z cycles must not share the sun). Ensemble members are drawn per cycle exactly as
+    ``rollout`` draws them, so cycle ``c`` of the batch is cycle ``c`` rolled out alone, up
+    to the float rounding of batched kernels (BLAS and FFT sum in another order).
+    """
+    import torch  # here, not at import: loading the code location must not import torch
+
+    x0 = torch.as_tensor(np.asarray(x0_norm) if not isinstance(x0_norm, torch.Tensor) else x0_norm)
+    if x0.ndim != 4 or x0.shape[0] < 1 or x0.shape[1] != len(features):
+        raise ValueError(
+            f"initial states must be (cycle, {len(features)}, lat, lon), got {tuple(x0.shape)}"
+        )
+    cycles = int(x0.shape[0])
+    if analysis_times is not None and len(analysis_times) != cycles:
+        raise ValueError(f"{len(analysis_times)} analysis times for {cycles} initial states")
+    forcings = check_forcings(forcings)
+    if forcings:
+        if analysis_times is None or latitude is None or longitude is None:
+            raise ValueError(
+                f"a model with forcings {forcings} needs analysis_times, latitude and longitude"
+            )
+        lat, lon = np.asarray(latitude, dtype=np.float64), np.asarray(longitude, dtype=np.float64)
+        if (lat.size, lon.size) != tuple(x0.shape[-2:]):
+            raise ValueError(
+                f"latitude/longitude ({lat.size}, {lon.size}) do not match the state's grid "
+                f"{tuple(x0.shape[-2:])}"
+            )
+        t_inits = [pd.Timestamp(t) for t in analysis_times]
+    check_finite(x0.detach().cpu().numpy(), features)  # before any model compute
+    dev = select_device(device)
+    model = model.to(dev).eval()
+    mean, std, dmean, dstd = _stat_tensors(stats, features, dev)
+    with torch.inference_mode():  # never held across a ``yield`` (see ``rollout``)
+        x0 = x0.to(dev, torch.float32)
+        s = torch.cat(
+            [initial_members(x0[c], members, perturbation, seed) for c in range(cycles)], dim=0
+        )
+        x = s * std + mean
+    for step in range(1, steps + 1):
+        t0 = _time.perf_counter()
+        with torch.inference_mode():
+            if forcings:
+                # Each cycle's forcings at the valid time of its own input state.
+                f = np.stack(
+                    [forcing_fields(forcings, t + timestep * (step - 1), lat, lon) for t in t_inits]
+                )
+                f = torch.from_numpy(f).to(dev).repeat_interleave(members, dim=0)
+                tendency = model(torch.cat([s, f], dim=1))
+            else:
+                tendency = model(s)
+            if tendency.shape != s.shape:
+                raise ValueError(
+                    f"model output {tuple(tendency.shape)} does not match state {tuple(s.shape)}"
+                )
+            x = x + dmean + dstd * tendency
+            s = (x - mean) / std
+            states = x.detach().to("cpu", torch.float32).numpy().copy()  # syncs the device
+        yield CyclesStep(
+            step,
+            timestep * step,
+            states.reshape(cycles, members, *states.shape[1:]),
+            _time.perf_counter() - t0,
+        )

@@ -33,7 +33,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -362,6 +361,8 @@ def verify_forecast(
         lazy["crps_fair"] = m.crps_fair(fc, tr, weights, dims, **ens)
         lazy["spread"] = m.spread(fc, weights, dims, **ens)
     # One compute for everything: dask-backed inputs are read once.
+    import dask  # here, not at load: only the verification step computes
+
     results = dict(zip([*lazy, "__n__"], dask.compute(*lazy.values(), counts), strict=True))
     n = results.pop("__n__")
     if ensemble:

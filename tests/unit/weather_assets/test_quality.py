@@ -20,11 +20,11 @@ from weather_assets.audit import blocking_failures
 from weather_assets.forecast.checks import forecast_check_results
 from weather_assets.ingest.checks import raw_inputs_check_results
 from weather_assets.quality import (
-    MISSING_SCHEMA,
-    RANGE_SCHEMA,
     assess,
     failing_rows,
     label,
+    missing_schema,
+    range_schema,
     summary_markdown,
     summary_table,
 )
@@ -230,12 +230,12 @@ def test_a_variable_without_values_is_all_missing():
 
 def test_failing_rows_is_empty_or_the_offending_rows():
     table = summary_table(analysis())
-    assert failing_rows(MISSING_SCHEMA, table).empty
-    assert failing_rows(RANGE_SCHEMA, table).empty
+    assert failing_rows(missing_schema(), table).empty
+    assert failing_rows(range_schema(), table).empty
     table.loc[2, "max"] = 1e3  # 10 m wind of 1 km/s
     table.loc[5, "nan_fraction"] = 0.5
-    assert list(failing_rows(RANGE_SCHEMA, table).index) == [2]
-    assert list(failing_rows(MISSING_SCHEMA, table).index) == [5]
+    assert list(failing_rows(range_schema(), table).index) == [2]
+    assert list(failing_rows(missing_schema(), table).index) == [5]
 
 
 # --- the raw_inputs checks, each made to fail ---------------------------------------------
