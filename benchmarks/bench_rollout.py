@@ -22,7 +22,8 @@ levels + 4 surface fields), measured by the kernel (``VmHWM`` after resetting it
 ``/proc/self/clear_refs``) in a fresh process per rollout length, above the process's RSS
 just before the rollout (model built, input in memory), in states: the same for 10 and 40
 steps means memory is bounded, independent of the number of steps. The bare model loop's
-own peak (activations) is measured the same way, for comparison.
+own peak (activations) and the rollout's alone (its maths and host copies, nothing
+written) are measured the same way: the platform's output adds the difference.
 
     .venv/bin/python benchmarks/bench_rollout.py [--step 1.0] [--steps 20] [--repeats 5]
         [--device cuda] [--sfno] [--no-codecs] [--no-memory] [--memory-step 0.5]
@@ -58,7 +59,7 @@ from weather_assets.forecast.normalize import (
     stack_features,
     standardize,
 )
-from weather_assets.forecast.rollout import select_device
+from weather_assets.forecast.rollout import rollout, select_device
 from weather_assets.simulator import Grid, simulate_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,6 +282,11 @@ def memory_child(mode: str, steps: int, step: float, n_features: int, device: st
         if mode == "bare":
             x = torch.from_numpy(normalized.values).to(dev)
             _bare_loop(model, x, n, dev)
+        elif mode == "rollout":  # the rollout's maths and host copies, nothing written
+            features = [str(f) for f in normalized[FEATURE_DIM].values]
+            kw = dict(features=features, timestep=timedelta(hours=6), device=dev)
+            for _ in rollout(normalized.values[0], model, stats, n, **kw):
+                pass
         else:
             run_forecast(
                 normalized, model, stats, steps=n, timestep=timedelta(hours=6),
@@ -311,7 +317,8 @@ def memory_rows(
     steps_list: list[int], step: float, n_features: int, device: str
 ) -> list[tuple[str, int, dict]]:
     rows = []
-    for mode, steps in [("bare", max(steps_list))] + [("platform", s) for s in steps_list]:
+    runs = [("bare", max(steps_list)), ("rollout", max(steps_list))]
+    for mode, steps in runs + [("platform", s) for s in steps_list]:
         cmd = [sys.executable, __file__, MEMORY_CHILD, mode, str(steps), str(step)]
         cmd += [str(n_features), device]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
@@ -330,6 +337,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--sfno", action="store_true", help="add the SFNO-class row (GPU)")
     parser.add_argument("--sfno-steps", type=int, default=8)
     parser.add_argument("--no-codecs", action="store_true")
@@ -338,6 +346,8 @@ def main() -> None:
     parser.add_argument("--memory-features", type=int, default=69)
     parser.add_argument("--memory-steps", default="10,40")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     grid = Grid(-90.0, 90.0, 0.0, 360.0 - args.step, args.step)
     device = select_device(args.device)
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -410,7 +420,11 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|")
         for mode, steps, r in rows:
             extra = r["peak"] - r["before"]
-            label = "bare `model(x)` loop" if mode == "bare" else "platform `run_forecast`"
+            label = {
+                "bare": "bare `model(x)` loop",
+                "rollout": "`rollout` alone (maths, host copies; nothing written)",
+                "platform": "platform `run_forecast` (rollout + output)",
+            }[mode]
             if not r["reset"]:
                 label += " (peak not reset: includes setup)"
             print(

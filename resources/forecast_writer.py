@@ -15,15 +15,18 @@ resume (below). Outputs are chosen by name from ``OUTPUTS`` (``forecast_output("
 
 ``ZarrForecastOutput`` writes the platform's forecast stores in the platform's one zarr
 format (``resources.storage.ZARR_FORMAT``) with consolidated metadata, the store's
-"complete" marker. At ``open`` it writes the whole forecast's metadata and coordinates once,
-from a lazy template (``xarray.Dataset.to_zarr(compute=False)``), and reads each variable's
-array metadata once. Each lead time is then one chunk per variable (and member), which the
-output encodes with the array's own codec and writes straight to the store's files (one
-file write per chunk on local disk, concurrent PUTs on object stores), without zarr's
-per-call machinery, which cost ten times the encoding itself. A chunk needs no atomic
-rename: nobody reads the store before ``close`` consolidates it, and a chunk cut short by a
-kill belongs to a lead time that the journal does not count yet, so a resume rewrites it. The store is identical,
-metadata and bytes, to ``to_zarr`` of the whole computed forecast (tested).
+"complete" marker. At ``open`` it lays the whole forecast out once: the metadata and
+coordinates of a lazy template (``xarray.Dataset.to_zarr(compute=False)``) are laid out in
+memory and written as plain files (zarr's local store writes each through a temporary file
+and a rename, which cost more than the rest of the layout; one layout serves every member's
+store). Each lead time is then one chunk per variable (and member), encoded with the
+array's own codec and written straight to the store's files (one file write per chunk on
+local disk, concurrent PUTs on object stores), without zarr's per-call machinery, which
+cost ten times the encoding itself. A chunk needs no atomic rename: nobody reads the store
+before ``close`` consolidates it, and a chunk cut short by a kill belongs to a lead time
+that the journal does not count yet, so a resume rewrites it. The store is identical,
+metadata and bytes, to zarr's own writes (tested file by file) and to ``to_zarr`` of the
+whole computed forecast. Stores given as zarr store objects are written through zarr's API.
 
 **Resuming.** After each lead time whose chunks are all written, the output records the
 number of complete leading lead times in a small journal inside the store
@@ -55,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resources.storage import PROGRESS, ZARR_FORMAT
+from resources.storage import COMPLETE_MARKER, PROGRESS, ZARR_FORMAT
 from weather_assets.forecast.dataset import (
     ForecastLayout,
     forecast_encoding,
@@ -159,9 +162,10 @@ class _Store:
                 (self.fs.protocol,) if isinstance(self.fs.protocol, str) else self.fs.protocol
             )
             self.local = "file" in protocols
-        self.group: zarr.Group | None = None
-        self.arrays: dict[str, zarr.Array] = {}
+        self.storage_options = storage_options
+        self.docs: dict[str, bytes] | None = None  # the metadata this run laid out
         self.chunks: list[_Chunks] = []
+        self._group: zarr.Group | None = None
         self._dirs: set[str] = set()
         self._journal_fd: int | None = None
 
@@ -172,6 +176,55 @@ class _Store:
 
     def path(self, key: str) -> str:
         return posixpath.join(self.root, key)
+
+    def group(self) -> zarr.Group:
+        """The store as a zarr group (opened once, when zarr's API is needed)."""
+        if self._group is None:
+            import zarr
+
+            extra = {"storage_options": self.storage_options} if self.storage_options else {}
+            self._group = zarr.open_group(self.store, mode="r+", zarr_format=ZARR_FORMAT, **extra)
+        return self._group
+
+    def lay_out(self, docs: dict[str, bytes]) -> None:
+        """Replace whatever the store holds with ``docs`` (metadata and coordinates)."""
+        assert self.fs is not None
+        if self.fs.exists(self.root):
+            self.fs.rm(self.root, recursive=True)
+        if self.local:
+            os.makedirs(self.root, exist_ok=True)
+            self._dirs.add(self.root.rstrip("/"))
+        self.put(list(docs.items()))
+        self.docs = docs
+
+    def array_metadata(self, name: str) -> dict:
+        """An array's format-2 metadata (``.zarray``) as a dict."""
+        if self.docs is not None:
+            return json.loads(self.docs[f"{name}/.zarray"])
+        if self.direct:
+            meta = self.read_json(f"{name}/.zarray")
+            if meta is None:
+                raise FileNotFoundError(f"no array {name!r} in {self.store}")
+            return meta
+        return self.group()[name].metadata.to_dict()
+
+    def consolidate(self) -> None:
+        """Write the consolidated metadata (``.zmetadata``): the store is complete."""
+        import zarr
+
+        if self.docs is None:
+            zarr.consolidate_metadata(self.group().store, zarr_format=ZARR_FORMAT)
+            return
+        # What zarr writes, computed from the metadata laid out (chunks change none of it).
+        memory: dict = {}
+        store = zarr.storage.MemoryStore(memory)
+        prototype = zarr.core.buffer.default_buffer_prototype()
+        for key, data in self.docs.items():
+            memory[key] = prototype.buffer.from_bytes(data)
+        zarr.consolidate_metadata(store, zarr_format=ZARR_FORMAT)
+        added = {k: v.to_bytes() for k, v in memory.items() if self.docs.get(k) != v.to_bytes()}
+        last = added.pop(COMPLETE_MARKER)
+        self.put([*added.items(), (COMPLETE_MARKER, last)])  # the marker last
 
     def put(self, items: list[tuple[str, bytes | memoryview | None]]) -> None:
         """Write (or, for None, delete) these keys."""
@@ -272,7 +325,6 @@ class ZarrForecastOutput(ForecastOutput):
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self, layout: ForecastLayout) -> None:
-        import zarr  # in the forecast step only, not when the code location loads
 
         if not self.stores or len(self.stores) not in (1, layout.members):
             raise ValueError(
@@ -284,27 +336,29 @@ class ZarrForecastOutput(ForecastOutput):
         self._index = variable_features(layout.features)
         self._signature = _signature(layout, self.run_key, len(self.stores))
         self._outs = [_Store(s, self.storage_options) for s in self.stores]
-        extra = {"storage_options": self.storage_options} if self.storage_options else {}
         done = self._resumable(len(layout.lead_times))
         if done is None:
             template = forecast_template(layout, ensemble=self._ensemble)
             encoding = forecast_encoding(template)
+            docs = None
             for out in self._outs:
                 # Metadata and coordinates only; consolidated at close (the complete marker).
-                template.to_zarr(
-                    out.store,
-                    mode="w",
-                    compute=False,
-                    consolidated=False,
-                    zarr_format=ZARR_FORMAT,
-                    encoding=encoding,
-                    storage_options=self.storage_options,
-                )
+                if not out.direct:
+                    template.to_zarr(
+                        out.store,
+                        mode="w",
+                        compute=False,
+                        consolidated=False,
+                        zarr_format=ZARR_FORMAT,
+                        encoding=encoding,
+                    )
+                    continue
+                if docs is None:  # the same for every member's store
+                    docs = _layout_docs(template, encoding)
+                out.lay_out(docs)
         for out in self._outs:
-            out.group = zarr.open_group(out.store, mode="r+", zarr_format=ZARR_FORMAT, **extra)
-            out.arrays = {name: out.group[name] for name in self._index}
             out.chunks = [
-                _chunks_of(name, out.arrays[name], index, self._ensemble)
+                _chunks_of(name, out.array_metadata(name), index, self._ensemble)
                 for name, index in self._index.items()
             ]
         self._layout = layout
@@ -362,7 +416,7 @@ class ZarrForecastOutput(ForecastOutput):
         for i, out in enumerate(self._outs):
             rows = slice(i, i + 1) if len(self._outs) > 1 else slice(None)
             for c in out.chunks:
-                values = np.asarray(out.arrays[c.name][0, k], dtype=np.float32)
+                values = np.asarray(out.group()[c.name][0, k], dtype=np.float32)
                 if not self._ensemble:
                     values = values[None]  # (member=1, ...)
                 if c.index.ndim == 0:
@@ -373,8 +427,6 @@ class ZarrForecastOutput(ForecastOutput):
         return state
 
     def close(self) -> None:
-        import zarr
-
         layout = self._opened()
         try:
             self._drain()
@@ -388,8 +440,7 @@ class ZarrForecastOutput(ForecastOutput):
         for out in self._outs:
             out.close_journal(remove=True)  # a complete store holds no journal
             # What xarray's to_zarr(consolidated=True) does last: the store is complete.
-            assert out.group is not None
-            zarr.consolidate_metadata(out.group.store, zarr_format=ZARR_FORMAT)
+            out.consolidate()
 
     def abort(self) -> None:
         """Stop the writer threads (after a failure); what is written stays for a resume."""
@@ -429,7 +480,7 @@ class ZarrForecastOutput(ForecastOutput):
         if not out.direct:
             for c in chunks:
                 values = _variable_values(state if self._ensemble else state[0], c.index)
-                out.arrays[c.name][0, k] = values  # (time, lead_time, ...): whole chunks
+                out.group()[c.name][0, k] = values  # (time, lead_time, ...): whole chunks
             return
         items = []
         for c in chunks:
@@ -471,29 +522,56 @@ class ZarrForecastOutput(ForecastOutput):
                 out.record(data)
 
 
-def _chunks_of(name: str, array: Any, index: np.ndarray, ensemble: bool) -> _Chunks:
-    meta = array.metadata
-    fill = meta.fill_value
-    fill_nan = fill is not None and isinstance(fill, float | np.floating) and np.isnan(fill)
+def _chunks_of(name: str, meta: dict, index: np.ndarray, ensemble: bool) -> _Chunks:
+    """The chunk layout of array ``name`` from its format-2 metadata (``.zarray``)."""
+    import numcodecs
+
     per_chunk = 3 if ensemble else 2  # (time, lead_time[, member]) have chunks of one
-    shape, chunks = tuple(array.shape), tuple(meta.chunks)
-    if meta.order != "C" or chunks != (1,) * per_chunk + shape[per_chunk:]:
+    shape, chunks = tuple(meta["shape"]), tuple(meta["chunks"])
+    if meta.get("order", "C") != "C" or chunks != (1,) * per_chunk + shape[per_chunk:]:
         raise ValueError(
-            f"{name}: expected C-order chunks of one lead time, got {chunks} ({meta.order}) "
-            f"for shape {shape}"
+            f"{name}: expected C-order chunks of one lead time, got {chunks} "
+            f"({meta.get('order')}) for shape {shape}"
         )
+    dtype = np.dtype(meta["dtype"])
+    fill = meta.get("fill_value")
+    if isinstance(fill, str):  # JSON's NaN and infinities
+        fill = float(fill.replace("Infinity", "inf"))
+    fill_nan = fill is not None and np.isnan(dtype.type(fill)) if dtype.kind == "f" else False
+    compressor = meta.get("compressor")
     return _Chunks(
         name=name,
         index=index,
-        separator=meta.dimension_separator or ".",
-        compressor=meta.compressor,
-        filters=tuple(meta.filters or ()),
-        dtype=np.dtype(array.dtype),
+        separator=meta.get("dimension_separator") or ".",
+        compressor=None if compressor is None else numcodecs.get_codec(compressor),
+        filters=tuple(numcodecs.get_codec(f) for f in meta.get("filters") or ()),
+        dtype=dtype,
         fill_nan=fill_nan,
-        fill_value=None if fill_nan else fill,
+        fill_value=None if fill_nan or fill is None else dtype.type(fill),
         trailing=len(shape) - per_chunk,
-        nbytes=int(np.prod(shape[per_chunk:])) * np.dtype(array.dtype).itemsize,
+        nbytes=int(np.prod(shape[per_chunk:])) * dtype.itemsize,
     )
+
+
+def _layout_docs(template: Any, encoding: dict) -> dict[str, bytes]:
+    """The files ``template.to_zarr(compute=False)`` lays out, as {key: bytes}.
+
+    Laid out in memory (``zarr.storage.MemoryStore``) and written as plain files after:
+    zarr's local store writes each file through a temporary file and a rename, which cost
+    more than everything else of a forecast's layout.
+    """
+    import zarr
+
+    memory: dict = {}
+    template.to_zarr(
+        zarr.storage.MemoryStore(memory),
+        mode="w",
+        compute=False,
+        consolidated=False,
+        zarr_format=ZARR_FORMAT,
+        encoding=encoding,
+    )
+    return {key: value.to_bytes() for key, value in memory.items()}
 
 
 def _signature(layout: ForecastLayout, run_key: str, n_stores: int) -> str:

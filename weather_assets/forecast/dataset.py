@@ -13,6 +13,7 @@ any lead time is computed), :func:`variable_features` says which state feature g
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -109,7 +110,13 @@ def _forecast_dataset(
     )
     if not ensemble:
         da = da.isel(member=0, drop=True)
-    ds = unstack_features(da)
+    return _decorate(unstack_features(da), time, lead, ensemble, attrs)
+
+
+def _decorate(
+    ds: xr.Dataset, time: np.ndarray, lead: np.ndarray, ensemble: bool, attrs: dict | None
+) -> xr.Dataset:
+    """The forecast's ``valid_time`` coordinate and the attributes of its coordinates."""
     ds = ds.assign_coords(valid_time=(("time", "lead_time"), time[:, None] + lead[None, :]))
     ds["time"].attrs.update(standard_name="forecast_reference_time", long_name="analysis time")
     ds["lead_time"].attrs.update(standard_name="forecast_period", long_name="lead time")
@@ -166,32 +173,42 @@ def forecast_template(layout: ForecastLayout, *, ensemble: bool) -> xr.Dataset:
     """
     import dask.array  # only laying a store out needs it (it imports scipy): not at load
 
-    members = layout.members if ensemble else 1
-    # The structure (variables, their dims, levels, attributes; coordinates) comes from a
-    # one-point probe laid out by the very code that lays out the computed forecast; the
-    # data are then never-computed dask arrays of the full shape, one chunk per variable,
-    # so the graph is a handful of tasks however many lead times there are (the zarr
-    # chunks come from ``forecast_encoding``).
-    probe = _forecast_dataset(
-        np.zeros((1, len(layout.lead_times), members, len(layout.features), 1, 1), np.float32),
-        analysis_time=layout.analysis_time,
-        lead_times=layout.lead_times,
-        features=layout.features,
-        latitude=np.asarray(layout.latitude, dtype=np.float64)[:1],
-        longitude=np.asarray(layout.longitude, dtype=np.float64)[:1],
-        ensemble=ensemble,
-        attrs=layout.attrs,
-    )
-    sizes = {**probe.sizes, "latitude": len(layout.latitude), "longitude": len(layout.longitude)}
-    coords = {name: probe[name].variable for name in probe.coords}
-    for name, values in (("latitude", layout.latitude), ("longitude", layout.longitude)):
-        coords[name] = xr.Variable(name, np.asarray(values, dtype=np.float64), probe[name].attrs)
+    # The variables, their levels and attributes as ``unstack_features`` lays them out (from
+    # a probe of one point per feature, as ``variable_features``); then the forecast's dims
+    # and coordinates around them, as ``_forecast_dataset`` gives the computed forecast.
+    # The data are never-computed dask arrays of the full shape, one chunk per variable, so
+    # the graph is a handful of tasks however many lead times there are (the zarr chunks
+    # come from ``forecast_encoding``).
+    probe = _feature_probe(layout.features)
+    time = _analysis_time(layout.analysis_time)
+    lead = _lead_times(layout.lead_times)
+    sizes = {
+        "time": 1,
+        "lead_time": len(lead),
+        "member": layout.members,
+        "latitude": len(layout.latitude),
+        "longitude": len(layout.longitude),
+        **{d: n for d, n in probe.sizes.items() if d not in ("latitude", "longitude")},
+    }
+    leading = ("time", "lead_time", "member") if ensemble else ("time", "lead_time")
     data_vars = {}
     for name, da in probe.data_vars.items():
-        shape = tuple(sizes[d] for d in da.dims)
+        dims = leading + tuple(da.dims)
+        shape = tuple(sizes[d] for d in dims)
         values = dask.array.full(shape, np.nan, dtype=np.float32, chunks=shape)
-        data_vars[name] = xr.Variable(da.dims, values, da.attrs)
-    return xr.Dataset(data_vars, coords=coords, attrs=probe.attrs)
+        data_vars[name] = xr.Variable(dims, values, da.attrs)
+    coords: dict[str, Any] = {
+        "time": time,
+        "lead_time": lead,
+        "latitude": np.asarray(layout.latitude, dtype=np.float64),
+        "longitude": np.asarray(layout.longitude, dtype=np.float64),
+    }
+    if ensemble:
+        coords["member"] = np.arange(layout.members, dtype=np.int64)
+    if "level" in probe.coords:
+        coords["level"] = probe["level"].variable
+    ds = xr.Dataset(data_vars, coords=coords)
+    return _decorate(ds, time, lead, ensemble, layout.attrs)
 
 
 def forecast_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
@@ -206,6 +223,24 @@ def forecast_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     return enc
 
 
+def _feature_probe(features: Sequence[str]) -> xr.Dataset:
+    """The dataset ``unstack_features`` makes of one point whose value is each feature's
+    index: the variables, levels and attributes, and where each feature goes (a copy of
+    the one made once per feature list)."""
+    return _probe(tuple(str(f) for f in features)).copy(deep=True)
+
+
+@functools.lru_cache(maxsize=32)
+def _probe(features: tuple[str, ...]) -> xr.Dataset:
+    n = len(features)
+    probe = xr.DataArray(
+        np.arange(n, dtype=np.float64).reshape(n, 1, 1),
+        dims=(FEATURE_DIM, "latitude", "longitude"),
+        coords={FEATURE_DIM: list(features)},
+    )
+    return unstack_features(probe)
+
+
 def variable_features(features: Sequence[str]) -> dict[str, np.ndarray]:
     """Per variable of the forecast dataset, the index into ``features`` of its values.
 
@@ -215,14 +250,9 @@ def variable_features(features: Sequence[str]) -> dict[str, np.ndarray]:
     as NaN). Derived by laying the feature indices themselves out with
     ``unstack_features``: a state slices into the variables exactly as the dataset does.
     """
-    n = len(features)
-    probe = xr.DataArray(
-        np.arange(n, dtype=np.float64).reshape(n, 1, 1),
-        dims=(FEATURE_DIM, "latitude", "longitude"),
-        coords={FEATURE_DIM: list(features)},
-    )
+    probe = _feature_probe(features)
     out = {}
-    for name, da in unstack_features(probe).data_vars.items():
+    for name, da in probe.data_vars.items():
         index = da.values[..., 0, 0]
         out[str(name)] = np.where(np.isnan(index), -1, index).astype(np.intp)
     return out

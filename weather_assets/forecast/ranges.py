@@ -6,19 +6,25 @@ asset's step gets them all (``context.partition_keys``). The step writes, audits
 publishes each cycle's stores on its own, and records what happened to each cycle with
 :func:`report_partitions`, from a list of :class:`PartitionOutcome`:
 
-* every cycle committed (or kept): one ``MaterializeResult`` (Dagster materializes every
-  partition of the run, each with its own metadata through ``add_asset_metadata``), then
-  each cycle's check results as evaluations *of that partition* (Dagster 1.13 ties an
-  ``AssetCheckResult`` to a partition only in single-partition runs, so they are built
-  here with the partition);
-* some cycles refused or failed: nothing of theirs was committed. The committed cycles are
-  reported one ``AssetMaterialization`` each, with the data-version lineage tags Dagster
-  itself would have written (code version, each input's data version and event of that
-  partition), so they are not shown stale; every cycle's checks are reported (a refused
-  cycle's failed checks show in the UI); then the step fails naming each failed cycle.
-  The backfill daemon counts the reported partitions as materialized and the others as
-  failed (``asset_backfill._get_failed_asset_graph_subset`` subtracts the materialized
-  partitions of a ranged run).
+* each committed (or kept) cycle is one materialization of its partition, with its own
+  metadata. Either each is reported as an ``AssetMaterialization`` carrying the data-version
+  lineage tags Dagster itself writes (code version; each input's data version and event for
+  *that* partition; the data version), so staleness is exact per cycle (``forecast``); or,
+  for an asset whose downstream may run in the same run and needs its output
+  (``normalized``), through one ``MaterializeResult`` when every cycle committed: Dagster
+  then materializes each partition of the run, with the metadata given per partition
+  (``add_asset_metadata``) but one data version derived from the whole range's inputs
+  (a Dagster limitation of ranged runs: a changed input of one cycle marks the run's other
+  cycles' dependents stale too; a run of one partition records its own version);
+* each cycle's check results are evaluations *of its partition*, tied to its latest
+  materialization (Dagster 1.13 ties an ``AssetCheckResult`` to a partition only in a
+  single-partition run, so they are built here);
+* a refused or failed cycle commits nothing and is not materialized; its checks are still
+  reported (the failed ones show in the UI), and once every cycle is done the step fails
+  naming each failed cycle and its reason. The backfill daemon counts the reported
+  partitions as materialized and the others as failed
+  (``asset_backfill._get_failed_asset_graph_subset`` subtracts a ranged run's materialized
+  partitions from its range).
 """
 
 # No `from __future__ import annotations`: Dagster inspects annotations at runtime.
