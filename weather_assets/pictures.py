@@ -4,9 +4,9 @@
 msl, whichever the forecast has) and one column per lead time (+24h, +72h, +120h or the
 nearest the forecast has), with one colour scale per row shared by its leads, a colour bar
 with units and plain latitude/longitude axes. Coastlines come from the land mask that the
-``global-land-mask`` package ships inside its wheel (GLOBE, 1 km), read once per process and
-point-sampled to 0.1°; nothing is downloaded at run time, and without the package the maps
-simply have no coastlines. :func:`forecast_map_markdown` embeds the PNG as markdown for a
+``global-land-mask`` package ships inside its wheel (GLOBE, 1 km), point-sampled to 0.1° once
+and kept in the user's cache directory; nothing is downloaded at run time, and without the
+package the maps simply have no coastlines. :func:`forecast_map_markdown` embeds the PNG as markdown for a
 ``dg.MetadataValue.md`` entry; :func:`png_markdown` embeds any PNG.
 
 Only the drawn slices are read: the forecast is indexed (time 0, the chosen leads, member 0,
@@ -20,6 +20,8 @@ import base64
 import functools
 import importlib.util
 import io
+import os
+import tempfile
 import zipfile
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -282,18 +284,45 @@ def _panels(
 _MASK_STEP = 12  # of the GLOBE mask's 1/120°: 0.1°
 
 
+def _mask_cache_dir() -> Path:
+    """Where the downsampled land mask is kept between processes (``$XDG_CACHE_HOME/wxplat``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wxplat"
+
+
 @functools.lru_cache(maxsize=1)
 def _ocean_mask() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(ocean (lat, lon) bool at 0.1°, lat descending, lon -180..180) from global-land-mask.
 
     The package's own import decompresses its whole 1 km mask (930 MB); this streams the
-    bundled ``.npz`` instead and keeps every 12th row and column (6 MB, about 0.7 s once per
-    process). None when the package is not installed or its file is not as expected.
+    bundled ``.npz`` instead and keeps every 12th row and column (6 MB, about 0.7-1.1 s).
+    Every materialization runs in its own process, so the result is also kept on disk
+    (``_mask_cache_dir``, named by the package file's size and mtime, written atomically;
+    reading it back is milliseconds). None when the package is not installed or its file
+    is not as expected.
     """
     spec = importlib.util.find_spec("global_land_mask")  # finds it without importing it
     if spec is None or not spec.submodule_search_locations:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / "globe_combined_mask_compressed.npz"
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    cached = _mask_cache_dir() / f"ocean_{info.st_size}_{info.st_mtime_ns}_{_MASK_STEP}.npz"
+    try:
+        with np.load(cached) as npz:
+            return npz["ocean"], npz["lat"], npz["lon"]
+    except (OSError, KeyError, ValueError):
+        pass
+    mask = _read_ocean_mask(path)
+    if mask is not None:
+        _write_cache(cached, ocean=mask[0], lat=mask[1], lon=mask[2])
+    return mask
+
+
+def _read_ocean_mask(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The bundled mask at ``path``, every ``_MASK_STEP``-th row and column, streamed."""
     try:
         with np.load(path) as npz:
             lat = np.asarray(npz["lat"], dtype=np.float64)
@@ -315,6 +344,18 @@ def _ocean_mask() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
     return ocean, lat[::_MASK_STEP], lon[::_MASK_STEP]
+
+
+def _write_cache(target: Path, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` as ``target`` (.npz) atomically; a cache that cannot be written is skipped."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp.", suffix=".npz", dir=target.parent)
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, target)
+    except OSError:
+        return
 
 
 def coastlines_available() -> bool:

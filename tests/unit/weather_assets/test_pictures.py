@@ -372,3 +372,27 @@ def test_global_map_has_coastlines_in_every_panel() -> None:
     assert all(len(ax.collections) == 1 for ax in panels)  # the coastline LineCollection
     without = forecast_map_figure(forecast(variables=("2m_temperature",)), coastlines=False)
     assert all(not ax.collections for ax in without.axes if ax.get_title())
+
+
+@needs_land_mask
+def test_the_land_mask_is_read_once_and_then_from_the_cache(tmp_path, monkeypatch) -> None:
+    from weather_assets import pictures
+
+    first = pictures._ocean_mask()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    pictures._ocean_mask.cache_clear()
+    try:
+        built = pictures._ocean_mask()  # read from the package, then cached on disk
+        (cached,) = (tmp_path / "wxplat").glob("ocean_*.npz")
+        monkeypatch.setattr(pictures, "_read_ocean_mask", lambda path: pytest.fail("re-read"))
+        pictures._ocean_mask.cache_clear()
+        again = pictures._ocean_mask()  # a new process would find the file
+        for a, b, c in zip(first, built, again, strict=True):
+            assert np.array_equal(a, b) and np.array_equal(b, c)
+        cached.write_bytes(b"not an npz")  # a damaged cache is rebuilt, never trusted
+        monkeypatch.undo()
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        pictures._ocean_mask.cache_clear()
+        assert np.array_equal(pictures._ocean_mask()[0], first[0])
+    finally:
+        pictures._ocean_mask.cache_clear()
