@@ -65,11 +65,17 @@ class WebserverUnreachable(ConnectionError):
         self.url = url
 
 
-def graphql(url: str, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+class GraphQLError(RuntimeError):
+    """The webserver answered a GraphQL request with errors."""
+
+
+def graphql(url: str, query: str, variables: dict | None = None, *, timeout: float = 30) -> dict:
     """POST a GraphQL query to a Dagster webserver; the ``data`` of the answer.
 
     Raises :class:`WebserverUnreachable` when nothing answers at ``url`` within ``timeout``
-    seconds; an HTTP error status is raised as ``urllib.error.HTTPError``.
+    seconds, and :class:`GraphQLError` listing every error when the answer has errors (also
+    when they come with HTTP 400, as for a query that does not validate); any other HTTP
+    error status is raised as ``urllib.error.HTTPError``.
     """
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     request = urllib.request.Request(
@@ -78,14 +84,20 @@ def graphql(url: str, query: str, variables: dict | None = None, timeout: float 
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read())
-    except urllib.error.HTTPError:
-        raise
+    except urllib.error.HTTPError as exc:  # a query that does not validate: 400 with errors
+        try:
+            answer = json.loads(exc.read())
+        except ValueError:
+            raise exc from None
+        if not isinstance(answer, dict) or not answer.get("errors"):
+            raise
     except urllib.error.URLError as exc:  # refused, unknown host, timed out while connecting
         raise WebserverUnreachable(url, exc.reason) from None
     except TimeoutError as exc:  # connected, but no answer in time
         raise WebserverUnreachable(url, exc) from None
     if answer.get("errors"):
-        raise RuntimeError(f"GraphQL error from {url}: {answer['errors'][0].get('message')}")
+        messages = "; ".join(e.get("message", str(e)) for e in answer["errors"])
+        raise GraphQLError(f"GraphQL errors from {url}: {messages}")
     return answer["data"]
 
 

@@ -7,7 +7,8 @@ Reusable pieces (no pytest here, so that ``scripts/screenshots.py`` imports them
   (webserver only, no daemon: nothing launches runs behind a test's back; use ``dagster dev``
   as in ``test_webserver_e2e.py`` where sensors or backfills are the subject), on 127.0.0.1
   and a free port, against the ``DAGSTER_HOME`` of the ``env`` given;
-- :func:`graphql`: POST a query, the ``data`` of the answer or :class:`GraphQLError`;
+- :func:`graphql` (the platform's own, ``weather_assets.backfill``): POST a query, the
+  ``data`` of the answer or :class:`GraphQLError`;
 - :func:`platform_env`, :func:`write_demo_registry`, :func:`run_demo`: an isolated platform
   home with its own environment, and the demo (``wxplat demo``) run in it as a subprocess;
 - :func:`demo_instance`: all of it, yielding a :class:`DemoInstance` (url, env, home, models).
@@ -15,7 +16,6 @@ Reusable pieces (no pytest here, so that ``scripts/screenshots.py`` imports them
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from weather_assets.backfill import GraphQLError, graphql
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = ROOT / "workspace.yaml"
 LOCATION = "weather_platform"  # the code location named in workspace.yaml
@@ -43,10 +45,6 @@ TINY_MODEL = "fno-tiny"
 # when the machine is busy); the demo's six cycles take 1-2 minutes.
 WEBSERVER_START_TIMEOUT = 180
 DEMO_TIMEOUT = 600
-
-
-class GraphQLError(RuntimeError):
-    """The webserver answered a GraphQL request with errors."""
 
 
 @dataclass(frozen=True)
@@ -112,33 +110,6 @@ def _tail(log: Path | None, chars: int = 3000) -> str:
 
 
 _ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception): .*$", re.M)
-
-
-def graphql(url: str, query: str, variables: dict | None = None, *, timeout: float = 30) -> dict:
-    """POST ``query`` to ``<url>/graphql``; the answer's ``data``.
-
-    Raises :class:`GraphQLError` listing every error when the answer has errors (also when
-    they come with HTTP 400, as for a query that does not validate); other network and HTTP
-    failures are raised as they come (``urllib.error.URLError`` / ``HTTPError``).
-    """
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"{url.rstrip('/')}/graphql", data=body, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read())
-    except urllib.error.HTTPError as exc:  # a query that does not validate: 400 with errors
-        try:
-            answer = json.loads(exc.read())
-        except ValueError:
-            raise exc from None
-        if not isinstance(answer, dict) or not answer.get("errors"):
-            raise
-    if answer.get("errors"):
-        messages = "; ".join(e.get("message", str(e)) for e in answer["errors"])
-        raise GraphQLError(f"GraphQL errors from {url}: {messages}")
-    return answer["data"]
 
 
 _LOCATION_STATUS = """
