@@ -17,6 +17,12 @@ identity statistics and no artifact to load.
 as files (atomic rename each, as the platform writes them) with each candidate codec:
 throughput of raw bytes and the size on disk.
 
+**Write table.** The forecast output alone (``ZarrForecastOutput`` fed ready states of 69
+channels, ``--write-features``) against ``numpy.tofile`` of the same raw bytes, one file per
+lead time, both timed to the disk (``os.sync()`` inside the clock), with the writer threads
+the platform picks for the device and others: the share of the disk's plain write speed
+that the platform's writes reach.
+
 **Memory row.** Peak host RSS of ``run_forecast`` for a 69-channel state (5 variables x 13
 levels + 4 surface fields), measured by the kernel (``VmHWM`` after resetting it through
 ``/proc/self/clear_refs``) in a fresh process per rollout length, above the process's RSS
@@ -34,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,7 +57,7 @@ from model_registry.architectures import build_model, new_model
 from model_registry.artifact import load_artifact
 from model_registry.registry import get_spec
 from model_registry.training import untrained_artifact
-from resources.forecast_run import run_forecast
+from resources.forecast_run import run_forecast, writer_threads
 from resources.storage import Storage
 from weather_assets.forecast.normalize import (
     FEATURE_DIM,
@@ -200,6 +207,73 @@ def synthetic_rows(
     return min(bares), best[0], best[1], best[2], summary.nbytes
 
 
+# -- write throughput -----------------------------------------------------------------------
+
+
+def write_rows(
+    n_features: int, grid: Grid, steps: int, repeats: int, tmp: Path, threads: list[int]
+) -> tuple[int, float, dict[int, float]]:
+    """(raw bytes, plain seconds, {writer threads: platform seconds}), best of ``repeats``.
+
+    The platform's forecast output alone (``ZarrForecastOutput``: open, one ``write_step``
+    per lead time, close with its consolidated metadata) fed ready states, against the plain
+    way of putting the same raw bytes on the same disk: ``numpy.tofile``, one file per lead
+    time. Both end with ``os.sync()`` inside the clock, so both are timed to the disk, not to
+    the page cache. Interleaved, best of N.
+    """
+    from resources.forecast_writer import ZarrForecastOutput
+    from weather_assets.forecast.dataset import ForecastLayout
+    from weather_assets.forecast.rollout import RolloutStep
+
+    normalized, _ = synthetic_input(n_features, grid)
+    state = normalized.values.astype(np.float32)  # (member=1, F, H, W), smooth fields
+    six = timedelta(hours=6)
+    layout = ForecastLayout(
+        analysis_time=normalized["time"].values[0],
+        features=[str(f) for f in normalized[FEATURE_DIM].values],
+        latitude=normalized["latitude"].values,
+        longitude=normalized["longitude"].values,
+        lead_times=[six * k for k in range(1, steps + 1)],
+    )
+    # A different state per lead time (as a rollout gives), made before the clocks start.
+    states = [state + np.float32(0.01 * k) for k in range(steps)]
+    root = tmp / "write"
+
+    def plain() -> float:
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        os.sync()
+        t0 = time.perf_counter()
+        for k, values in enumerate(states):
+            values.tofile(root / f"lead{k}.bin")
+        os.sync()
+        return time.perf_counter() - t0
+
+    def platform_write(n_threads: int) -> float:
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        os.sync()
+        t0 = time.perf_counter()
+        output = ZarrForecastOutput(
+            [str(root / "f.zarr")], run_key="bench", writer_threads=n_threads
+        )
+        output.open(layout)
+        for k, values in enumerate(states):
+            output.write_step(RolloutStep(k + 1, six * (k + 1), values, 0.0))
+        output.close()
+        os.sync()
+        return time.perf_counter() - t0
+
+    best_plain = float("inf")
+    best = {n: float("inf") for n in threads}
+    for _ in range(repeats):
+        best_plain = min(best_plain, plain())
+        for n in threads:
+            best[n] = min(best[n], platform_write(n))
+    shutil.rmtree(root, ignore_errors=True)
+    return sum(v.nbytes for v in states), best_plain, best
+
+
 # -- codecs ---------------------------------------------------------------------------------
 
 
@@ -341,6 +415,8 @@ def main() -> None:
     parser.add_argument("--sfno", action="store_true", help="add the SFNO-class row (GPU)")
     parser.add_argument("--sfno-steps", type=int, default=8)
     parser.add_argument("--no-codecs", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="skip the write-throughput table")
+    parser.add_argument("--write-features", type=int, default=69)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--memory-step", type=float, default=None, help="degrees (0.5 / 0.25)")
     parser.add_argument("--memory-features", type=int, default=69)
@@ -397,6 +473,26 @@ def main() -> None:
         print(f"| {mb:.1f} MB | {w:.3f} | {mb / w:.1f} |")
         if args.sfno:
             print(f"| SFNO-class {sbytes / 1e6:.0f} MB | {sw:.3f} | {sbytes / 1e6 / sw:.0f} |")
+
+        if not args.no_write:
+            threads = sorted({0, writer_threads(device), 4})
+            nbytes, plain_s, plat = write_rows(
+                args.write_features, grid, args.steps, max(2, args.repeats // 2), tmp, threads
+            )
+            mb = nbytes / 1e6
+            print(
+                f"\nWrite throughput: {args.steps} lead times of {args.write_features} channels at "
+                f"{shape} ({mb:.0f} MB raw), each way timed to the disk (os.sync inside the clock)\n"
+            )
+            print("| way | seconds | MB/s (raw bytes) | of the plain way |\n|---|---:|---:|---:|")
+            print(f"| plain `numpy.tofile`, one file per lead time | {plain_s:.3f} | "
+                  f"{mb / plain_s:.0f} | 1.00 |")  # fmt: skip
+            for n, sec in plat.items():
+                label = "caller's thread" if n == 0 else f"{n} writer threads"
+                if n == writer_threads(device):
+                    label += f" (the platform's choice on {device.type})"
+                print(f"| platform forecast output, {label} | {sec:.3f} | {mb / sec:.0f} | "
+                      f"{plain_s / sec:.2f} |")  # fmt: skip
 
         if not args.no_codecs:
             rows = codec_rows(storage.url("bench/forecast.zarr"), tmp)
