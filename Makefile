@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch first (from this machine's disk), so nothing pulls a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,mlflow]'
+	$(PY) -m pip install -q -e '.[test,mlflow,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP)

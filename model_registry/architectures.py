@@ -6,7 +6,9 @@ Every torch architecture predicts the *standardized tendency* of the state (see
 the forcings (computed inputs, never predicted) and ``out_channels`` the state features.
 Models are built from already-loaded tensors (a state_dict), never from files, so tests pass
 tiny networks. ``container`` models bring their own code in an image and are run through
-Dagster Pipes instead (``resources.runners``).
+Dagster Pipes instead (``resources.runners``); ``onnx`` models bring a graph and the tensor
+contract it keeps (``model_registry.onnx_contract``) and run through onnxruntime behind the
+same tendency-network face (``model_registry.onnx_model``).
 
 ``ARCHITECTURES`` is the one table of architecture facts: the registry schema, the artifact
 format, the CLI and the forecast assets all read it, so adding an architecture is one row.
@@ -59,7 +61,7 @@ def _build_sfno(hp: Mapping[str, Any], in_channels: int, out_channels: int) -> n
     return SFNO(**_fno_kwargs(hp, in_channels, out_channels))
 
 
-RunnerKind = Literal["in_process", "pipes"]
+RunnerKind = Literal["in_process", "onnx", "pipes"]
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,9 @@ class Architecture:
     """Everything the platform knows about one architecture; the rest derives from this table.
 
     ``runner`` picks the ``resources.runners`` runner of its forecasts (``in_process``: torch
-    in the step; ``pipes``: an external image through Dagster Pipes). ``kind`` is the UI tag
-    of its forecast assets. ``identical_io``: the inputs must equal the outputs (a model that
-    steps the state it is given and nothing else).
+    in the step; ``onnx``: onnxruntime in the step; ``pipes``: an external image through
+    Dagster Pipes). ``kind`` is the UI tag of its forecast assets. ``identical_io``: the
+    inputs must equal the outputs (a model that steps the state it is given and nothing else).
     """
 
     name: str
@@ -91,7 +93,7 @@ class Architecture:
     @property
     def member_stores(self) -> bool:
         """One store per ensemble member (``member<k>``); Pipes images write a single store."""
-        return self.runner == "in_process"
+        return self.runner != "pipes"
 
 
 _NEURAL_OPERATOR = {
@@ -118,6 +120,15 @@ ARCHITECTURES: dict[str, Architecture] = {
             "neuraloperator spherical FNO (global grids; torch-harmonics)",
             _build_sfno,
             **_NEURAL_OPERATOR,
+        ),
+        Architecture(
+            "onnx",
+            "an ONNX graph with a declared tensor contract (onnxruntime)",
+            None,
+            needs_artifact=True,
+            takes_forcings=True,
+            runner="onnx",
+            kind="onnx",
         ),
         Architecture(
             "container",

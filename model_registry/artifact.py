@@ -6,6 +6,9 @@ Layout::
                               features, forcings, timestep, grid, provenance, sha256 of every
                               other file
     weights.pt                a state_dict (torch.save); loaded with weights_only=True only
+    model.onnx                the graph of an ``onnx`` artifact (instead of weights.pt), whose
+                              tensor contract is the manifest's architecture hyper-parameters
+                              (``model_registry.onnx_contract``)
     configs/model.yaml        the model configuration as trained
     stats/stats.zarr/...      mllam-data-prep statistics (a zarr directory inside the zip)
     training_cli_args.yaml    the arguments the training was run with
@@ -45,9 +48,17 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import xarray as xr
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from model_registry.architectures import names_where
+from model_registry.onnx_contract import ONNX_MODEL, parse_contract
 from model_registry.spec import Duration, format_duration
 from weather_assets.forecast.normalize import check_forcings
 
@@ -64,6 +75,8 @@ STATS_PREFIX = "stats/stats.zarr/"
 CLI_ARGS = "training_cli_args.yaml"
 # Architectures whose artifact must hold weights.pt (from the one architecture table).
 WEIGHTED_ARCHITECTURES = frozenset(names_where(lambda a: a.needs_weights))
+# Architectures whose artifact must hold model.onnx, its contract as hyper-parameters.
+ONNX_ARCHITECTURES = frozenset(names_where(lambda a: a.runner == "onnx"))
 # neuraloperator adds its constructor kwargs (functions, classes) to state_dict(); they are not
 # weights, cannot load with weights_only=True, and the manifest's hyper-parameters replace them.
 NEURALOP_METADATA = "_metadata"
@@ -178,6 +191,26 @@ class Manifest(BaseModel):
         """Network input channels: the state features, then the forcings."""
         return len(self.input_features) + len(self.forcings)
 
+    @model_validator(mode="after")
+    def _onnx_contract(self) -> Manifest:
+        # An onnx artifact's hyper-parameters are its tensor contract: parse it and check that
+        # it maps every feature and forcing, so a wrong contract fails here, before compute.
+        if self.architecture.name not in ONNX_ARCHITECTURES:
+            return self
+        try:
+            contract = parse_contract(self.architecture.hyperparameters)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ValueError(
+                f"onnx contract field 'architecture.hyperparameters.{where}': {err['msg']}"
+            ) from None
+        try:
+            contract.check_channels([*self.input_features, *self.forcings], self.output_features)
+        except ValueError as exc:
+            raise ValueError(f"onnx contract (architecture.hyperparameters): {exc}") from None
+        return self
+
     @field_validator("version")
     @classmethod
     def _path_safe(cls, v: str) -> str:
@@ -196,6 +229,7 @@ class LoadedArtifact:
     manifest: Manifest
     stats: xr.Dataset
     state_dict: dict[str, torch.Tensor]
+    onnx_model: bytes | None = None  # the serialized graph of an onnx artifact
 
     @property
     def name(self) -> str:
@@ -280,6 +314,7 @@ def build_artifact(
     stats: xr.Dataset,
     forcings: Sequence[str] = (),
     state_dict: Mapping[str, torch.Tensor] | None = None,
+    onnx_model: bytes | None = None,
     grid: GridSummary | None = None,
     version: str | None = None,
     model_config: Mapping[str, Any] | None = None,
@@ -291,6 +326,12 @@ def build_artifact(
     out_path = Path(out_path)
     if architecture in WEIGHTED_ARCHITECTURES and state_dict is None:
         raise ArtifactError(f"architecture {architecture!r} needs weights (a state_dict)")
+    if (architecture in ONNX_ARCHITECTURES) != (onnx_model is not None):
+        raise ArtifactError(
+            f"architecture {architecture!r} "
+            + ("needs" if architecture in ONNX_ARCHITECTURES else "takes no")
+            + f" {ONNX_MODEL}"
+        )
     created = datetime.now(UTC)
     version = version or created.strftime("%Y%m%dT%H%M%SZ")
     hp = _plain(dict(hyperparameters))
@@ -313,6 +354,8 @@ def build_artifact(
     }
     if state_dict is not None:
         files[WEIGHTS] = _state_dict_bytes(state_dict)
+    if onnx_model is not None:
+        files[ONNX_MODEL] = bytes(onnx_model)
     td = timestep if isinstance(timestep, timedelta) else None
     manifest_data: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -505,6 +548,8 @@ def _unpack_verified(
     required = [MODEL_CONFIG, CLI_ARGS]
     if manifest.architecture.name in WEIGHTED_ARCHITECTURES:
         required.append(WEIGHTS)
+    if manifest.architecture.name in ONNX_ARCHITECTURES:
+        required.append(ONNX_MODEL)
     for name in required:
         if name not in listed:
             raise ArtifactError(f"{path}: required file {name!r} is absent")
@@ -585,7 +630,8 @@ def load_artifact(
         _unpack_verified(zf, path, manifest, files, max_entry_bytes)
         state_dict = _load_weights(files / WEIGHTS, path) if WEIGHTS in manifest.files else {}
         stats = _load_stats(files / STATS_PREFIX, path)
-    return LoadedArtifact(path, digest, manifest, stats, state_dict)
+        graph = (files / ONNX_MODEL).read_bytes() if ONNX_MODEL in manifest.files else None
+    return LoadedArtifact(path, digest, manifest, stats, state_dict, graph)
 
 
 def validate_artifact(

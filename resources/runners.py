@@ -12,6 +12,9 @@ time: what the model needs is loaded and built once per run. Which runner a mode
   tensors (once per runner) and rolls it out in the step's own process
   (``resources.forecast_run.run_forecast``; a batch of cycles through
   ``resources.forecast_batch.run_forecasts``), one store per ensemble member.
+- ``onnx``: ``OnnxRunner`` is the in-process runner with an onnxruntime session in place of
+  the torch module (``model_registry.onnx_model.OnnxModel``, built from the artifact's
+  ``model.onnx`` and tensor contract): the same rollout, writer and members.
 - ``pipes``: ``PipesRunner`` runs the registry entry's own code (command, image) through a
   Dagster Pipes client, ``PipesSubprocessClient`` locally and ``dagster_k8s.PipesK8sClient``
   on Kubernetes (``resources.execution.pipes_client_for`` picks it, the code location binds
@@ -159,6 +162,24 @@ class InProcessTorchRunner:
         ]
 
 
+class OnnxRunner(InProcessTorchRunner):
+    """Run an ``onnx`` artifact's graph with onnxruntime in this process.
+
+    Only the network differs from ``InProcessTorchRunner``: an ``OnnxModel`` that maps the
+    canonical layout onto the artifact's tensor contract, checked against the graph when
+    built (names, ranks, sizes, dtype), before any compute.
+    """
+
+    def network(self, spec: ModelSpec, loaded: LoadedArtifact | None) -> Any:
+        """The model's ``OnnxModel``, built from the artifact's graph on first use."""
+        from model_registry.onnx_model import OnnxModel  # torch + onnxruntime: not at load
+
+        key = (spec.name, loaded.sha256 if loaded is not None else "none")
+        if key not in self._networks:
+            self._networks[key] = OnnxModel.from_artifact(loaded, spec)
+        return self._networks[key]
+
+
 def _summary_metadata(summary: ForecastSummary) -> dict[str, Any]:
     return {
         "device": summary.device,
@@ -214,6 +235,7 @@ class PipesRunner:
 # Runner kind (the architecture table's ``runner``) -> runner class.
 RUNNERS: dict[str, type[InProcessTorchRunner] | type[PipesRunner]] = {
     "in_process": InProcessTorchRunner,
+    "onnx": OnnxRunner,
     "pipes": PipesRunner,
 }
 

@@ -21,9 +21,11 @@ from model_registry.artifact import (
     GridSummary,
     build_artifact,
     inspect_artifact,
+    load_artifact,
     sha256_file,
     validate_artifact,
 )
+from model_registry.onnx_contract import EXPORT_ATOL, EXPORT_RTOL, ONNX_MODEL
 from model_registry.registry import (
     RegistryError,
     load_registry,
@@ -263,11 +265,12 @@ def artifact_build(
     source: Annotated[
         Path,
         typer.Argument(
-            help=f"Directory with {MODEL_CONFIG}, stats/stats.zarr, optional {WEIGHTS} and "
-            f"{CLI_ARGS}. {MODEL_CONFIG} holds name, architecture (one of "
+            help=f"Directory with {MODEL_CONFIG}, stats/stats.zarr, optional {WEIGHTS} (torch) "
+            f"or {ONNX_MODEL} (onnx) and {CLI_ARGS}. {MODEL_CONFIG} holds name, architecture "
+            "(one of "
             f"{', '.join(ARCHITECTURES)}), hyperparameters, "
-            "input_features, output_features, optional forcings, timestep and grid "
-            "(latitude/longitude: first, step, size)."
+            "(onnx: the tensor contract), input_features, output_features, optional "
+            "forcings, timestep and grid (latitude/longitude: first, step, size)."
         ),
     ],
     out: Annotated[Path, typer.Option(help="Artifact zip to write.")],
@@ -317,6 +320,9 @@ def artifact_build(
             stats=stats,
             forcings=config.get("forcings") or (),
             state_dict=weights,
+            onnx_model=(source / ONNX_MODEL).read_bytes()
+            if (source / ONNX_MODEL).is_file()
+            else None,
             grid=grid,
             version=version or config.get("version"),
             model_config=config,
@@ -327,6 +333,90 @@ def artifact_build(
         _fail(str(exc))
     typer.echo(f"{path}")
     typer.echo(f"sha256 {sha256_file(path)}")
+
+
+@artifact_app.command("export-onnx")
+def artifact_export_onnx(
+    source: Annotated[Path, typer.Argument(help="Torch artifact zip (persistence, fno).")],
+    out: Annotated[Path, typer.Option(help="ONNX artifact zip to write.")],
+    version: Annotated[
+        str | None, typer.Option(help="Version of the new artifact (default: <source>-onnx).")
+    ] = None,
+    atol: Annotated[
+        float, typer.Option(help="Absolute tolerance of onnxruntime vs torch.")
+    ] = EXPORT_ATOL,
+    rtol: Annotated[
+        float, typer.Option(help="Tolerance relative to the largest torch output.")
+    ] = EXPORT_RTOL,
+    max_entry_bytes: MaxEntryBytes = DEFAULT_MAX_ENTRY_BYTES,
+) -> None:
+    """Export a torch artifact to an ONNX artifact, checked against torch on one input."""
+    from model_registry.architectures import build_model
+    from model_registry.onnx_contract import ContractError
+    from model_registry.onnx_model import export_onnx, exported_contract
+
+    try:
+        loaded = load_artifact(source, max_entry_bytes=max_entry_bytes)
+    except ArtifactError as exc:
+        _fail(str(exc))
+    m = loaded.manifest
+    arch = get_architecture(m.architecture.name)
+    if arch.builder is None:
+        torch_archs = ", ".join(names_where(lambda a: a.builder is not None))
+        _fail(f"{source}: architecture {arch.name!r} is not a torch network ({torch_archs})")
+    if m.grid is None:
+        _fail(f"{source}: the artifact has no grid; an ONNX export is made for one grid")
+    net = build_model(
+        arch.name, m.architecture.hyperparameters, m.in_channels, len(m.output_features),
+        loaded.state_dict or None,
+    )  # fmt: skip
+    n_lat, n_lon = m.grid.latitude.size, m.grid.longitude.size
+    try:
+        result = export_onnx(net, m.in_channels, n_lat, n_lon, atol=atol, rtol=rtol)
+    except ContractError as exc:
+        _fail(f"{source} ({arch.name}): {exc}")
+    contract = exported_contract([*m.input_features, *m.forcings], m.output_features)
+    check = {"max_abs": result.max_abs, "max_rel": result.max_rel, "atol": atol, "rtol": rtol}
+    config = {
+        "name": m.name,
+        "architecture": "onnx",
+        "hyperparameters": contract,
+        "input_features": list(m.input_features),
+        "output_features": list(m.output_features),
+        **({"forcings": list(m.forcings)} if m.forcings else {}),
+        "exported_from": {
+            "artifact": str(source),
+            "sha256": loaded.sha256,
+            "version": m.version,
+            "architecture": m.architecture.model_dump(mode="json"),
+        },
+        "export_check": check,
+    }
+    try:
+        path = build_artifact(
+            out,
+            name=m.name,
+            architecture="onnx",
+            hyperparameters=contract,
+            input_features=m.input_features,
+            output_features=m.output_features,
+            forcings=m.forcings,
+            timestep=m.timestep,
+            stats=loaded.stats,
+            onnx_model=result.model,
+            grid=m.grid,
+            version=version or f"{m.version}-onnx",
+            model_config=config,
+            training_data=m.provenance.get("training_data"),
+        )
+    except ArtifactError as exc:
+        _fail(str(exc))
+    typer.echo(f"{path}")
+    typer.echo(f"sha256 {sha256_file(path)}")
+    typer.echo(
+        f"onnxruntime vs torch on {n_lat}x{n_lon}: max abs {result.max_abs:.3g}, max rel "
+        f"{result.max_rel:.3g} (tolerance atol {atol:g} + rtol {rtol:g} * max |torch|)"
+    )
 
 
 @artifact_app.command("validate")
