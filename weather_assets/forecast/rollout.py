@@ -132,6 +132,69 @@ def initial_members(
     return torch.cat(out, dim=0)
 
 
+def _forcing_grid(
+    forcings: Sequence[str],
+    times: Sequence[Any] | None,
+    latitude: Sequence[float] | None,
+    longitude: Sequence[float] | None,
+    grid_shape: tuple[int, int],
+    what: str,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The grid (lat, lon) of a model with forcings (checked against the state's), else None.
+
+    ``what`` names the missing argument in the error (``analysis_time`` or
+    ``analysis_times``).
+    """
+    if not forcings:
+        return None
+    if times is None or latitude is None or longitude is None:
+        raise ValueError(
+            f"a model with forcings {forcings} needs {what}, latitude and longitude"
+        )
+    lat, lon = np.asarray(latitude, dtype=np.float64), np.asarray(longitude, dtype=np.float64)
+    if (lat.size, lon.size) != grid_shape:
+        raise ValueError(
+            f"latitude/longitude ({lat.size}, {lon.size}) do not match the state's grid "
+            f"{grid_shape}"
+        )
+    return lat, lon
+
+
+def _steps(
+    model: torch.nn.Module,
+    s: torch.Tensor,
+    x: torch.Tensor,
+    stats: tuple[torch.Tensor, ...],
+    steps: range,
+    forcings_at: Any,
+) -> Iterator[tuple[int, np.ndarray, float]]:
+    """The autoregressive loop: ``(step, physical state on the host, seconds)`` per step.
+
+    ``s`` and ``x`` are the standardized and physical state to step from, (batch, F, H, W)
+    on the model's device; ``forcings_at(step)`` gives that step's forcing channels,
+    (batch, C, H, W), or None.
+    """
+    import torch
+
+    mean, std, dmean, dstd = stats
+    for step in steps:
+        t0 = _time.perf_counter()
+        # Inference mode is entered per step and never held across a ``yield``: grad mode is
+        # thread-local, so a generator suspended (or abandoned) inside it would leak
+        # inference mode into the consumer's code, e.g. a later training run in the process.
+        with torch.inference_mode():
+            f = forcings_at(step)
+            tendency = model(s if f is None else torch.cat([s, f], dim=1))
+            if tendency.shape != s.shape:
+                raise ValueError(
+                    f"model output {tuple(tendency.shape)} does not match state {tuple(s.shape)}"
+                )
+            x = x + dmean + dstd * tendency
+            s = (x - mean) / std
+            state = x.detach().to("cpu", torch.float32).numpy().copy()  # syncs the device
+        yield step, state, _time.perf_counter() - t0
+
+
 def rollout(
     x0_norm: torch.Tensor | np.ndarray,
     model: torch.nn.Module,
@@ -177,25 +240,14 @@ def rollout(
             f"initial state must be ({n0}, {len(features)}, lat, lon), got {tuple(x0.shape)}"
         )
     forcings = check_forcings(forcings)
-    if forcings:
-        if analysis_time is None or latitude is None or longitude is None:
-            raise ValueError(
-                f"a model with forcings {forcings} needs analysis_time, latitude and longitude"
-            )
-        lat, lon = np.asarray(latitude, dtype=np.float64), np.asarray(longitude, dtype=np.float64)
-        if (lat.size, lon.size) != tuple(x0.shape[-2:]):
-            raise ValueError(
-                f"latitude/longitude ({lat.size}, {lon.size}) do not match the state's grid "
-                f"{tuple(x0.shape[-2:])}"
-            )
-        t_init = pd.Timestamp(analysis_time)
+    grid = _forcing_grid(
+        forcings, analysis_time, latitude, longitude, tuple(x0.shape[-2:]), "analysis_time"
+    )
     check_finite(x0.detach().cpu().numpy(), features)  # before any model compute
     dev = select_device(device)
     model = model.to(dev).eval()
-    mean, std, dmean, dstd = _stat_tensors(stats, features, dev)
-    # Inference mode is entered per step and never held across a ``yield``: grad mode is
-    # thread-local, so a generator suspended (or abandoned) inside it would leak inference
-    # mode into the consumer's code, e.g. a later training run in the same process.
+    stat = _stat_tensors(stats, features, dev)
+    mean, std = stat[0], stat[1]
     with torch.inference_mode():
         if first_step:  # the stored physical state, standardized as the step after it did
             x = x0.to(dev, torch.float32)
@@ -203,24 +255,19 @@ def rollout(
         else:
             s = initial_members(x0.to(dev, torch.float32), members, perturbation, seed)
             x = s * std + mean
-    for step in range(first_step + 1, steps + 1):
-        t0 = _time.perf_counter()
-        with torch.inference_mode():
-            if forcings:
-                # Forcings at the valid time of the state being stepped from (its input time).
-                f = forcing_fields(forcings, t_init + timestep * (step - 1), lat, lon)
-                f = torch.from_numpy(f).to(dev).unsqueeze(0).expand(s.shape[0], -1, -1, -1)
-                tendency = model(torch.cat([s, f], dim=1))
-            else:
-                tendency = model(s)
-            if tendency.shape != s.shape:
-                raise ValueError(
-                    f"model output {tuple(tendency.shape)} does not match state {tuple(s.shape)}"
-                )
-            x = x + dmean + dstd * tendency
-            s = (x - mean) / std
-            state = x.detach().to("cpu", torch.float32).numpy().copy()  # syncs the device
-        yield RolloutStep(step, timestep * step, state, _time.perf_counter() - t0)
+
+    def forcings_at(step: int) -> torch.Tensor | None:
+        if grid is None:
+            return None
+        # Forcings at the valid time of the state being stepped from (its input time).
+        t = pd.Timestamp(analysis_time) + timestep * (step - 1)
+        f = torch.from_numpy(forcing_fields(forcings, t, *grid)).to(dev)
+        return f.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
+
+    for step, state, seconds in _steps(
+        model, s, x, stat, range(first_step + 1, steps + 1), forcings_at
+    ):
+        yield RolloutStep(step, timestep * step, state, seconds)
 
 
 @dataclass(frozen=True)
@@ -276,50 +323,34 @@ def rollout_cycles(
     if analysis_times is not None and len(analysis_times) != cycles:
         raise ValueError(f"{len(analysis_times)} analysis times for {cycles} initial states")
     forcings = check_forcings(forcings)
-    if forcings:
-        if analysis_times is None or latitude is None or longitude is None:
-            raise ValueError(
-                f"a model with forcings {forcings} needs analysis_times, latitude and longitude"
-            )
-        lat, lon = np.asarray(latitude, dtype=np.float64), np.asarray(longitude, dtype=np.float64)
-        if (lat.size, lon.size) != tuple(x0.shape[-2:]):
-            raise ValueError(
-                f"latitude/longitude ({lat.size}, {lon.size}) do not match the state's grid "
-                f"{tuple(x0.shape[-2:])}"
-            )
-        t_inits = [pd.Timestamp(t) for t in analysis_times]
+    grid = _forcing_grid(
+        forcings, analysis_times, latitude, longitude, tuple(x0.shape[-2:]), "analysis_times"
+    )
     check_finite(x0.detach().cpu().numpy(), features)  # before any model compute
     dev = select_device(device)
     model = model.to(dev).eval()
-    mean, std, dmean, dstd = _stat_tensors(stats, features, dev)
-    with torch.inference_mode():  # never held across a ``yield`` (see ``rollout``)
+    stat = _stat_tensors(stats, features, dev)
+    mean, std = stat[0], stat[1]
+    with torch.inference_mode():
         x0 = x0.to(dev, torch.float32)
         s = torch.cat(
             [initial_members(x0[c], members, perturbation, seed) for c in range(cycles)], dim=0
         )
         x = s * std + mean
-    for step in range(1, steps + 1):
-        t0 = _time.perf_counter()
-        with torch.inference_mode():
-            if forcings:
-                # Each cycle's forcings at the valid time of its own input state.
-                f = np.stack(
-                    [forcing_fields(forcings, t + timestep * (step - 1), lat, lon) for t in t_inits]
-                )
-                f = torch.from_numpy(f).to(dev).repeat_interleave(members, dim=0)
-                tendency = model(torch.cat([s, f], dim=1))
-            else:
-                tendency = model(s)
-            if tendency.shape != s.shape:
-                raise ValueError(
-                    f"model output {tuple(tendency.shape)} does not match state {tuple(s.shape)}"
-                )
-            x = x + dmean + dstd * tendency
-            s = (x - mean) / std
-            states = x.detach().to("cpu", torch.float32).numpy().copy()  # syncs the device
+
+    def forcings_at(step: int) -> torch.Tensor | None:
+        if grid is None:
+            return None
+        # Each cycle's forcings at the valid time of its own input state.
+        f = np.stack(
+            [
+                forcing_fields(forcings, pd.Timestamp(t) + timestep * (step - 1), *grid)
+                for t in analysis_times
+            ]
+        )
+        return torch.from_numpy(f).to(dev).repeat_interleave(members, dim=0)
+
+    for step, states, seconds in _steps(model, s, x, stat, range(1, steps + 1), forcings_at):
         yield CyclesStep(
-            step,
-            timestep * step,
-            states.reshape(cycles, members, *states.shape[1:]),
-            _time.perf_counter() - t0,
+            step, timestep * step, states.reshape(cycles, members, *states.shape[1:]), seconds
         )
