@@ -148,9 +148,7 @@ def _forcing_grid(
     if not forcings:
         return None
     if times is None or latitude is None or longitude is None:
-        raise ValueError(
-            f"a model with forcings {forcings} needs {what}, latitude and longitude"
-        )
+        raise ValueError(f"a model with forcings {forcings} needs {what}, latitude and longitude")
     lat, lon = np.asarray(latitude, dtype=np.float64), np.asarray(longitude, dtype=np.float64)
     if (lat.size, lon.size) != grid_shape:
         raise ValueError(
