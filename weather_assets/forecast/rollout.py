@@ -187,8 +187,12 @@ def _steps(
                 raise ValueError(
                     f"model output {tuple(tendency.shape)} does not match state {tuple(s.shape)}"
                 )
-            x = x + dmean + dstd * tendency
-            s = (x - mean) / std
+            # In place, in the same order as ``x + dmean + dstd * tendency`` and
+            # ``(x - mean) / std`` (the same bits): no state-sized temporaries beyond
+            # ``dstd * tendency``, so a CPU rollout holds a few states, not a dozen.
+            x.add_(dmean).add_(dstd * tendency)
+            del tendency
+            s = torch.sub(x, mean, out=s).div_(std)
             state = x.detach().to("cpu", torch.float32).numpy().copy()  # syncs the device
         yield step, state, _time.perf_counter() - t0
 
@@ -248,7 +252,7 @@ def rollout(
     mean, std = stat[0], stat[1]
     with torch.inference_mode():
         if first_step:  # the stored physical state, standardized as the step after it did
-            x = x0.to(dev, torch.float32)
+            x = x0.to(dev, torch.float32).clone()  # stepped in place: never the caller's
             s = (x - mean) / std
         else:
             s = initial_members(x0.to(dev, torch.float32), members, perturbation, seed)
