@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from model_registry.products import load_products_report, products_dir
 from model_registry.registry import load_registry_report
 from resources.dask import DaskResource
 from resources.execution import executor_for, pipes_client_for, skip_final_collection
@@ -24,6 +25,7 @@ from weather_assets.ingest.sensors import build_upstream_sensor
 from weather_assets.keys import raw_inputs_key, upstream_key
 from weather_assets.maintenance import build_staging_cleanup_sensor
 from weather_assets.partitions import settings_partitions
+from weather_assets.products.assets import build_product_assets
 from weather_assets.registry_health import build_registry_health
 from weather_assets.settings import PlatformSettings, load_settings
 from weather_assets.verification.factory import build_verification_assets
@@ -84,6 +86,14 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         partitions_def=partitions_def,
         raw_inputs_key=raw_inputs_key(settings.upstream_name),
         baseline=baseline,
+    )
+    # Products (model_registry/products/ beside the models): promotion decisions and the
+    # champion's forecast published per cycle. A product naming an unknown model is skipped.
+    products = load_products_report(products_dir(settings.registry_dir), [s.name for s in specs])
+    for problem in products.problems:
+        logger.warning("product skipped: %s", problem)
+    assets += build_product_assets(
+        products.products, specs, settings=settings, partitions_def=partitions_def
     )
     sensors = [
         build_upstream_sensor(

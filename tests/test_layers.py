@@ -37,6 +37,7 @@ LAYER1 = {
     "weather_assets.verification.scorecard",
     "weather_assets.verification.schemas",
     "weather_assets.products.grib2",
+    "weather_assets.products.promotion",
     "weather_assets.verification.significance",
     "weather_assets.verification.regions",
 }

@@ -69,3 +69,20 @@ def build_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
                 response.read()
 
     return run_failure_alerts
+
+
+def send_alert(log, alert: dict, webhook_url: str | None = None) -> str:
+    """Write an ``ALERT {json}`` line to ``log`` (a logger or Dagster's context.log) and POST
+    the document to the webhook when one is configured; returns the line."""
+    line = "ALERT " + json.dumps(alert, sort_keys=True, default=str)
+    log.warning(line)
+    if webhook_url:
+        request = urllib.request.Request(
+            webhook_url,
+            data=json.dumps(alert, default=str).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    return line

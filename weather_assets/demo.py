@@ -6,7 +6,9 @@ Steps, each idempotent (what is already materialized is not redone):
 3. ingest every cycle (``raw_inputs`` + blocking checks);
 4. climatology from the ingested history;
 5. per cycle: every model's normalized input and forecast (+ checks) and verification;
-6. the scorecard; print where its picture and table are.
+6. the scorecard; print where its picture and table are;
+7. per product (``model_registry/products/``): its cycles published (in each cycle's run), the
+   promotion decision with the table that justified it, and where the GRIB2 product is.
 
 What runs again is decided from the instance's records (storage ids of materializations):
 the climatology and the scorecard when one of their inputs was materialized after them (or
@@ -30,6 +32,8 @@ from weather_assets.keys import (
     climatology_key,
     forecast_key,
     model_keys,
+    product_key,
+    promotion_key,
     raw_inputs_key,
     verification_key,
 )
@@ -225,6 +229,9 @@ def run_demo(
         else:
             run([clim_key], None)
     per_cycle = [k for spec in specs for k in model_keys(spec.name) if graph.has(k)]
+    # A product's cycle is published in the run of its forecasts (after them: its deps).
+    products = _products(settings, specs, graph)
+    per_cycle += [product_key(p.name) for p in products]
     # The cycles each asset needs, from the instance's records (queried once).
     needed = {k: set(missing(k)) for k in per_cycle if k.path[0] != "verification"}
     cadence = partition_cadence(settings_partitions(settings))
@@ -266,4 +273,54 @@ def run_demo(
             echo(f"scorecard picture: {meta['png_path'].value}")
         if "path" in meta:
             echo(f"scorecard table:   {meta['path'].value}")
+    for product in products:
+        _promotion(instance, graph, product.name, run, echo)
+        _published(instance, product.name, done, echo)
     return done
+
+
+def _products(settings: PlatformSettings, specs, graph) -> list:
+    """The declared products whose assets are in the graph (all their models enabled)."""
+    from model_registry.products import load_products_report, products_dir
+
+    report = load_products_report(products_dir(settings.registry_dir), [s.name for s in specs])
+    return [p for p in report.products if graph.has(product_key(p.name))]
+
+
+def _promotion(instance: dg.DagsterInstance, graph, product: str, run, echo) -> None:
+    """Decide (unless up to date) and print the decision with the table that justified it."""
+    key = promotion_key(product)
+    if up_to_date(instance, graph, key):
+        echo(f"\n{key.to_user_string()}: up to date (no new scores since)")
+    else:
+        run([key], None)
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return
+    meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    echo(
+        f"\npromotion/{product} as of {meta.get('as_of')}: champion {meta.get('champion')} "
+        f"(decision {meta.get('decision')} at cycle {meta.get('decision_cycle', 'none')}: "
+        f"{meta.get('reason')})"
+    )
+    if "table" in meta:
+        echo(str(meta["table"]))
+    if "history" in meta:
+        echo(f"changes so far:\n{meta['history']}")
+    echo(f"decisions: {meta.get('decisions_path')}")
+
+
+def _published(instance: dg.DagsterInstance, product: str, done, echo) -> None:
+    """Where the latest published cycle of a product is, and which model made it."""
+    key = product_key(product)
+    n = len(done.get(key.to_user_string(), []))
+    event = instance.get_latest_materialization_event(key)
+    echo(f"{key.to_user_string()}: {n} partition(s) published")
+    if event is None or event.asset_materialization is None:
+        return
+    meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    echo(
+        f"  latest {event.asset_materialization.partition}: {meta.get('model')} @ "
+        f"{meta.get('artifact_version')} ({meta.get('published_as')})\n"
+        f"  GRIB2: {meta.get('grib2_path')}\n  zarr:  {meta.get('zarr_path')}"
+    )

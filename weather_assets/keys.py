@@ -51,3 +51,13 @@ def verification_key(model: str) -> dg.AssetKey:
 def model_keys(model: str) -> list[dg.AssetKey]:
     """The partitioned assets of one model: normalized, forecast, verification."""
     return [dg.AssetKey([kind, model]) for kind in MODEL_KINDS]
+
+
+def promotion_key(product: str) -> dg.AssetKey:
+    """A product's champion/challenger decisions (unpartitioned, one materialization each)."""
+    return dg.AssetKey(["promotion", product])
+
+
+def product_key(product: str) -> dg.AssetKey:
+    """A product's published forecast per cycle (zarr and GRIB2)."""
+    return dg.AssetKey(["product", product])

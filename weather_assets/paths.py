@@ -412,3 +412,30 @@ def parse_path(path: str) -> dict[str, Any]:
         "member": int(member_match[1]),
         "data_kind": data_kind,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# products and their promotion decisions
+
+PRODUCT_MODEL_NAME = "product"
+PROMOTION_DIR = "promotion"
+
+
+def product_path(
+    product: str,
+    bbox: Mapping[str, Number],
+    resolution: Mapping[str, Any],
+    analysis_time: dt.datetime | np.datetime64 | str,
+    data_kind: str = "forecast",
+) -> str:
+    """A published product's store: ``product/<product>/<bbox>/<res>/<t>/member0/<kind>.zarr``
+    (the GRIB2 file beside it: swap ``.zarr`` for ``.grib2``)."""
+    return create_path(PRODUCT_MODEL_NAME, product, bbox, resolution, analysis_time, data_kind)
+
+
+def promotion_path(product: str, filename: str) -> str:
+    """A product's promotion state: ``promotion/<product>/<filename>`` (the operator's pin log
+    ``pins.json``, the decisions ``decisions.parquet``)."""
+    return "/".join(
+        (PROMOTION_DIR, _check_name("product", product), _check_name("filename", filename))
+    )

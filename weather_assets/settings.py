@@ -30,6 +30,11 @@ Assets and resources never read ``os.environ`` themselves (secrets come through 
 | ``WXPLAT_LATE_AFTER_MINUTES`` | a cycle not ingested this long after its time is late | ``180`` |
 | ``WXPLAT_OWNER`` | owner of the platform's assets in the UI (e-mail or ``team:<name>``) | ``team:weather-platform`` |
 | ``WXPLAT_MLFLOW_TRACKING_URI`` | MLflow tracking server of ``wxplat train`` and ``models:/`` artifacts | ``sqlite:///$WXPLAT_HOME/mlflow/mlflow.db`` |
+| ``WXPLAT_VERIFICATION_REGIONS`` | extra verification regions by bounding box, ``name=lon_min,lat_min,lon_max,lat_max`` separated by ``;`` | none (global, tropics, extratropics only) |
+| ``WXPLAT_VERIFICATION_BOUNDARY_POINTS`` | grid points excluded at each edge of a limited-area grid when scoring | ``10`` |
+| ``WXPLAT_DRIFT_MAX_ABS_MEAN_Z`` | input drift: largest allowed absolute mean of a feature's standardized input | ``4`` |
+| ``WXPLAT_DRIFT_MIN_STD_Z`` / ``WXPLAT_DRIFT_MAX_STD_Z`` | input drift: allowed spread of a feature's standardized input | ``0.1`` / ``10`` |
+| ``WXPLAT_DRIFT_K`` / ``WXPLAT_DRIFT_MAX_FRAC_BEYOND_K`` | input drift: at most this fraction of points beyond k sigma | ``5`` / ``0.05`` |
 
 A local deployment may also keep settings in ``$WXPLAT_HOME/settings.env`` (``NAME=value``
 lines, written by ``wxplat demo`` for the demo's window of cycles): the environment wins
@@ -44,13 +49,84 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from weather_assets import paths
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BBOX = "w0_s-90_e358_n90"
 DEFAULT_RESOLUTION = "dx2deg_dy2deg"
+
+
+# The named verification regions (weather_assets.verification.regions.REGIONS); a configured
+# bounding box may not reuse their names.
+NAMED_REGIONS = ("global", "tropics", "northern_extratropics", "southern_extratropics")
+
+
+class RegionBox(BaseModel):
+    """A verification region by bounding box, in degrees (longitudes either convention)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    lon_min: float = Field(ge=-360, le=360)
+    lat_min: float = Field(ge=-90, le=90)
+    lon_max: float = Field(ge=-360, le=360)
+    lat_max: float = Field(ge=-90, le=90)
+
+    @model_validator(mode="after")
+    def _latitudes(self) -> RegionBox:
+        if self.lat_min >= self.lat_max:
+            raise ValueError(
+                f"region {self.name!r}: lat_min {self.lat_min:g} must be below lat_max "
+                f"{self.lat_max:g}"
+            )
+        return self
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """(lon_min, lat_min, lon_max, lat_max)."""
+        return (self.lon_min, self.lat_min, self.lon_max, self.lat_max)
+
+
+def parse_region_boxes(text: str) -> tuple[RegionBox, ...]:
+    """``europe=-10,35,30,70;alps=5,43,17,49`` as region boxes; ValueError naming a bad entry."""
+    boxes = []
+    for entry in (e.strip() for e in text.split(";")):
+        if not entry:
+            continue
+        name, sep, numbers = entry.partition("=")
+        values = [v.strip() for v in numbers.split(",")]
+        if not sep or len(values) != 4:
+            raise ValueError(
+                f"region {entry!r} is not name=lon_min,lat_min,lon_max,lat_max (degrees)"
+            )
+        try:
+            lon_min, lat_min, lon_max, lat_max = (float(v) for v in values)
+        except ValueError:
+            raise ValueError(f"region {entry!r}: the bounds must be numbers") from None
+        try:
+            boxes.append(
+                RegionBox(
+                    name=name.strip(),
+                    lon_min=lon_min,
+                    lat_min=lat_min,
+                    lon_max=lon_max,
+                    lat_max=lat_max,
+                )
+            )
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err["loc"]) or "bounds"
+            raise ValueError(f"region {entry!r}: {where}: {err['msg']}") from None
+    return tuple(boxes)
 
 
 def check_owner(owner: str) -> str:
@@ -92,6 +168,16 @@ class PlatformSettings(BaseModel):
     late_after_minutes: int = Field(default=180, ge=0)
     owner: str = "team:weather-platform"
     mlflow_tracking_uri: str | None = None  # None: a local store under home (tracking.py)
+    # Verification regions beyond the named ones (weather_assets.verification.regions), and
+    # the boundary zone of a limited-area grid left out of every score.
+    verification_regions: tuple[RegionBox, ...] = ()
+    verification_boundary_points: int = Field(default=10, ge=0)
+    # Input drift thresholds of the blocking ``input_drift`` check (forecast/drift.py).
+    drift_max_abs_mean_z: float = Field(default=4.0, gt=0)
+    drift_min_std_z: float = Field(default=0.1, ge=0)
+    drift_max_std_z: float = Field(default=10.0, gt=0)
+    drift_k: float = Field(default=5.0, gt=0)
+    drift_max_frac_beyond_k: float = Field(default=0.05, ge=0, le=1)
 
     @field_validator("domain")
     @classmethod
@@ -116,6 +202,32 @@ class PlatformSettings(BaseModel):
     @classmethod
     def _owner(cls, value: str) -> str:
         return check_owner(value)
+
+    @field_validator("verification_regions", mode="before")
+    @classmethod
+    def _regions(cls, value: object) -> object:
+        return parse_region_boxes(value) if isinstance(value, str) else value
+
+    @field_validator("verification_regions")
+    @classmethod
+    def _distinct_regions(cls, value: tuple[RegionBox, ...]) -> tuple[RegionBox, ...]:
+        names = [box.name for box in value]
+        clash = sorted({n for n in names if names.count(n) > 1 or n in NAMED_REGIONS})
+        if clash:
+            raise ValueError(
+                f"region name(s) {clash} used twice or taken by a named region "
+                f"({', '.join(NAMED_REGIONS)})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _drift_spread(self) -> PlatformSettings:
+        if self.drift_min_std_z >= self.drift_max_std_z:
+            raise ValueError(
+                f"drift_min_std_z (WXPLAT_DRIFT_MIN_STD_Z) {self.drift_min_std_z:g} must be "
+                f"below drift_max_std_z (WXPLAT_DRIFT_MAX_STD_Z) {self.drift_max_std_z:g}"
+            )
+        return self
 
     def owners(self, model_owners: tuple[str, ...] = ()) -> list[str]:
         """Owners shown on an asset: the model's own, else the platform's."""
@@ -164,6 +276,13 @@ _ENV = {
     "late_after_minutes": "WXPLAT_LATE_AFTER_MINUTES",
     "owner": "WXPLAT_OWNER",
     "mlflow_tracking_uri": "WXPLAT_MLFLOW_TRACKING_URI",
+    "verification_regions": "WXPLAT_VERIFICATION_REGIONS",
+    "verification_boundary_points": "WXPLAT_VERIFICATION_BOUNDARY_POINTS",
+    "drift_max_abs_mean_z": "WXPLAT_DRIFT_MAX_ABS_MEAN_Z",
+    "drift_min_std_z": "WXPLAT_DRIFT_MIN_STD_Z",
+    "drift_max_std_z": "WXPLAT_DRIFT_MAX_STD_Z",
+    "drift_k": "WXPLAT_DRIFT_K",
+    "drift_max_frac_beyond_k": "WXPLAT_DRIFT_MAX_FRAC_BEYOND_K",
 }
 HOME_SETTINGS = "settings.env"  # a local deployment's own settings, under WXPLAT_HOME
 
@@ -229,6 +348,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> PlatformSettings:
         return PlatformSettings(**values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a check across several settings names them itself
+            raise ValueError(f"settings are invalid: {err['msg']}") from None
+        field = str(err["loc"][0])
         var = _ENV.get(field, field)
         raise ValueError(f"setting {var}={values.get(field)!r} is invalid: {err['msg']}") from None

@@ -10,6 +10,13 @@ from typer.testing import CliRunner
 def test_demo_runs_the_whole_cycle_and_is_idempotent(wx_env, persistence_registry):
     from weather_assets.cli import app
 
+    # A product published by persistence (champion and baseline): a decision and GRIB2 files.
+    products = persistence_registry.parent / "products"
+    products.mkdir()
+    (products / "e2e.yaml").write_text(
+        "name: e2e\nchampion: persistence\nbaseline: persistence\nheadline_scores:\n"
+        "  - {metric: rmse, variable: geopotential, level: 500, lead_time: 24h}\n"
+    )
     runner = CliRunner()
     first = runner.invoke(app, ["demo", "--cycles", "14", "--start", "2026-03-01T0000Z"])
     assert first.exit_code == 0, first.output
@@ -18,6 +25,13 @@ def test_demo_runs_the_whole_cycle_and_is_idempotent(wx_env, persistence_registr
     assert "scorecard picture:" in first.output and "scorecard table:" in first.output
     png = first.output.split("scorecard picture:")[1].split()[0]
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "promotion/e2e as of 2026-03-04T0600Z: champion persistence (decision keep" in (
+        first.output
+    )
+    assert "product/e2e: 14 partition(s) published" in first.output
+    grib = first.output.split("GRIB2:")[1].split()[0]
+    assert grib.endswith("2026-03-04T0600Z/member0/forecast.grib2")
+    assert open(grib, "rb").read(4) == b"GRIB"
     instance = dg.DagsterInstance.get()
     # The partitions start at the demo's first cycle (settings.env), not at the default start.
     from weather_assets.settings import load_settings
@@ -43,6 +57,8 @@ def test_demo_runs_the_whole_cycle_and_is_idempotent(wx_env, persistence_registr
     # (no new scores), not the verifications still waiting for analyses past the last cycle.
     assert "climatology/simulator: up to date" in second.output
     assert "scorecard: up to date" in second.output
+    assert "promotion/e2e: up to date" in second.output
+    assert "product/e2e: 0 partition(s) published" in second.output
     assert "scorecard picture:" in second.output
     assert len(instance.get_runs()) == runs
 

@@ -57,6 +57,7 @@ def test_bad_entry_is_skipped_and_reported(typo_registry, caplog):
     (problem,) = result.metadata["skipped"].data
     assert problem.startswith(f"{typo_registry / 'typo.yaml'}: field 'max_lead_time' is required")
     assert result.metadata["loaded"].data == {
+        "fno-challenger": str(typo_registry / "fno-challenger.yaml"),
         "fno-demo": str(typo_registry / "fno-demo.yaml"),
         "persistence": str(typo_registry / "persistence.yaml"),
     }

@@ -152,6 +152,8 @@ def test_shipped_registry_builds_without_artifacts(env):
     assert fc.pools == {"cpu"}
     checks = {c.name for c in graph.asset_check_keys if c.asset_key == fc.key}
     assert checks == {"schema", "no_nans", "physical_ranges"}
+    norm_key = dg.AssetKey(["normalized", "fno-demo"])
+    assert {c.name for c in graph.asset_check_keys if c.asset_key == norm_key} == {"input_drift"}
 
 
 def test_persistence_forecast_end_to_end(env):
@@ -165,7 +167,12 @@ def test_persistence_forecast_end_to_end(env):
     assert mat["steps"].value == 4 and mat["device"].value in ("cpu", "cuda")
     assert len(mat["step_seconds"].value) == 4 and mat["artifact_name"].value == "none"
     checks = result.get_asset_check_evaluations()
-    assert {c.check_name for c in checks} == {"schema", "no_nans", "physical_ranges"}
+    assert {c.check_name for c in checks} == {
+        "input_drift",
+        "schema",
+        "no_nans",
+        "physical_ranges",
+    }
     assert all(c.passed for c in checks), [(c.check_name, c.metadata) for c in checks]
     fc = open_forecast(env["storage"], spec, env["settings"], T0)
     raw = simulate_state(T0, GRID)

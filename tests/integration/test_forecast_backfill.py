@@ -184,6 +184,10 @@ def test_partition_range_in_one_run(tmp_path, counted, batch_cycles):
         if batch_cycles > 1:
             assert md["batch_cycles"].value == 4
         assert "map" not in md  # no maps in backfill runs (a run of one draws it)
+        # Its cost: its share of the batch's CPU time, the batch's peak, its own bytes.
+        assert md["device"].value == "cpu" and md["gpus"].value == 0
+        assert md["cpu_seconds"].value > 0 and md["peak_memory_bytes"].value > 0
+        assert md["bytes"].value > 0
         fc = open_forecast(env["storage"], spec, env["settings"], t)
         assert fc["time"].values[0] == np.datetime64(t.replace(tzinfo=None), "ns")
         assert not fc["2m_temperature"].isnull().any()
@@ -193,15 +197,14 @@ def test_partition_range_in_one_run(tmp_path, counted, batch_cycles):
     assert len({m.metadata["sha256"].value for m in normalized.values()}) == 4
 
     evaluations = result.get_asset_check_evaluations()
+    checks = ("input_drift", "schema", "no_nans", "physical_ranges")
     assert sorted((e.partition, e.check_name) for e in evaluations) == sorted(
-        (key, check) for key in KEYS for check in ("schema", "no_nans", "physical_ranges")
+        (key, check) for key in KEYS for check in checks
     )
     assert all(e.passed for e in evaluations if e.check_name != "physical_ranges")
     for e in evaluations:  # each tied to the materialization of its own partition
         record = instance.fetch_materializations(
-            dg.AssetRecordsFilter(
-                asset_key=forecast_key(spec.name), asset_partitions=[e.partition]
-            ),
+            dg.AssetRecordsFilter(asset_key=e.asset_key, asset_partitions=[e.partition]),
             limit=1,
         ).records[0]
         assert e.target_materialization_data.storage_id == record.storage_id
@@ -338,7 +341,7 @@ def test_refused_cycle_is_not_committed_and_the_others_are(tmp_path, monkeypatch
 
     # Every cycle's checks are reported on its own partition, the refused one's failed.
     evaluations = {(e.partition, e.check_name): e for e in result.get_asset_check_evaluations()}
-    assert len(evaluations) == 12
+    assert len(evaluations) == 16  # 4 cycles: input_drift, schema, no_nans, physical_ranges
     assert not evaluations[(KEYS[1], "no_nans")].passed
     assert all(
         e.passed for (k, c), e in evaluations.items() if k != KEYS[1] and c != "physical_ranges"

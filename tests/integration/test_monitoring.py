@@ -91,7 +91,11 @@ def forecast_m3():
     raise ValueError("artifact checksum mismatch")
 
 
-def _scores_table(path: Path, cycle: str, leads: list[int], offset: float = 0.0) -> str:
+def _scores_table(
+    path: Path, cycle: str, leads: list[int], offset: float = 0.0, regions: bool = False
+) -> str:
+    """A scores table; ``regions``: with a ``region`` column and tropics rows far off (the
+    gauges show the global rows), else as tables were before regions (all global)."""
     rows = [
         {
             "model": "m1",
@@ -110,6 +114,10 @@ def _scores_table(path: Path, cycle: str, leads: list[int], offset: float = 0.0)
             ("2m_temperature", -1, "bias", 0.5),  # not a headline score
         ]
     ]
+    if regions:
+        rows = [{**r, "region": "global"} for r in rows] + [
+            {**r, "region": "tropics", "value": r["value"] + 5000.0} for r in rows
+        ]
     file = path / f"scores_{cycle}.parquet"
     pd.DataFrame(rows).to_parquet(file, index=False)
     return str(file)
@@ -194,7 +202,7 @@ def platform(tmp_path):
     """A temporary instance: 2 cycles of everything, one failed raw_inputs check, one failed
     forecast, an upstream arrival recorded, verification tables in ``tmp_path``."""
     tables = {
-        CYCLES[0]: (_scores_table(tmp_path, CYCLES[0], [6, 12, 24]), True),
+        CYCLES[0]: (_scores_table(tmp_path, CYCLES[0], [6, 12, 24], regions=True), True),
         CYCLES[1]: (_scores_table(tmp_path, CYCLES[1], [6], offset=1000.0), False),
     }
     assets = [raw_inputs, forecast_m1, forecast_m2, forecast_m3, _verification_asset(tables)]

@@ -22,6 +22,7 @@ from weather_assets.partitions import analysis_time_partitions, time_to_partitio
 from weather_assets.settings import load_settings
 from weather_assets.simulator import simulate_state
 from weather_assets.verification.factory import build_verification_assets
+from weather_assets.verification.regions import DEFAULT_REGIONS
 from weather_assets.verification.scores import verify_forecast
 
 T0 = datetime(2026, 1, 1, 0, tzinfo=UTC)
@@ -158,10 +159,17 @@ def test_verification_by_hand_writes_scores_and_headlines(settings):
     table = pd.read_parquet(Storage(settings.storage_root).url(_scores_path(settings, spec, T0)))
     assert meta["path"].value.endswith("/member0/scores.parquet")
     truth = xr.concat([simulate_state(T0 + lead) for lead in LEADS], dim="time")
-    expected = verify_forecast(forecast, truth, model="persistence").table
+    expected = verify_forecast(forecast, truth, model="persistence", regions=DEFAULT_REGIONS).table
     pd.testing.assert_frame_equal(table, expected)
+    # Scored per region (global first), the table's size recorded.
+    assert meta["regions"].value == ", ".join(DEFAULT_REGIONS)
+    assert list(dict.fromkeys(table["region"])) == list(DEFAULT_REGIONS)
+    assert meta["bytes"].value == Storage(settings.storage_root).nbytes(
+        _scores_path(settings, spec, T0)
+    )
     row = table[
-        (table["metric"] == "rmse")
+        (table["region"] == "global")
+        & (table["metric"] == "rmse")
         & (table["variable"] == "geopotential")
         & (table["level"] == 500)
         & (table["lead_time"] == pd.Timedelta(hours=24))
@@ -184,7 +192,11 @@ def test_missing_leads_and_nans_are_flagged(settings):
     meta = _materialization(result, verification_key("persistence")).metadata
     assert meta["missing_leads"].value == "+18h, +24h"
     assert meta["missing_lead_count"].value == 2
-    assert meta["nan_scores"].value == 3 and meta["complete"].value is False
+    # 3 global scores NaN, and the same 3 in the region holding the hole (70S).
+    assert meta["nan_scores"].value == 6 and meta["complete"].value is False
+    scored = pd.read_parquet(store.url(_scores_path(settings, spec, T0)))
+    nan = scored[scored["value"].isna()]
+    assert sorted(set(nan["region"])) == ["global", "southern_extratropics"]
     table = pd.read_parquet(store.url(_scores_path(settings, spec, T0)))
     assert sorted(table["lead_time"].unique()) == [pd.Timedelta(hours=6), pd.Timedelta(hours=12)]
     # By hand, scoring the valid points only:
@@ -231,6 +243,7 @@ def test_climatology_enables_acc(settings):
     assert meta["climatology_method"].value == "hourly_mean"
     assert meta["nan_scores"].value == 0
     table = pd.read_parquet(Storage(settings.storage_root).url(_scores_path(settings, spec, T0)))
+    table = table[table["region"] == "global"]  # the headline numbers are global
     acc = table[(table["metric"] == "acc") & (table["variable"] == "geopotential")]
     acc = acc[acc["level"] == 500].sort_values("lead_time")["value"].to_numpy()
     assert meta["acc geopotential_500hPa +24h [1]"].value == pytest.approx(acc[-1], rel=5e-4)
@@ -257,7 +270,19 @@ def test_scorecard_compares_models_with_png_and_table(settings):
     with open(png_path, "rb") as fh:
         assert fh.read(4) == b"\x89PNG"
     card = pd.read_parquet(meta["path"].value)
-    assert ((card["pct_diff"] - -50.0).abs() < 1e-3).all()
+    assert list(dict.fromkeys(card["region"])) == [
+        "global",
+        "tropics",
+        "northern_extratropics",
+        "southern_extratropics",
+    ]
+    glob = card[card["region"] == "global"]
+    assert ((glob["pct_diff"] - -50.0).abs() < 1e-3).all()
+    # Per region too; float32 rounding shows where an error is tiny (tropical T850: 0.01 K).
+    assert ((card["pct_diff"] - -50.0).abs() < 1e-2).all()
+    assert "| tropics | geopotential_500hPa | -50.0% |" in meta["regions"].value
+    # Cost: each forecast was written outside Dagster here, so no cost is recorded.
+    assert "skill per GPU-hour" in meta["skill_per_gpu_hour"].value
 
 
 def test_old_cycle_is_verified_automatically_when_its_truth_arrives(settings):

@@ -6,13 +6,14 @@
 - ``storage``: ``storage clean``
 - ``pools``: ``pools apply``
 - ``metrics``: ``metrics serve|show`` (Prometheus)
+- ``products``: ``product pin|unpin|show`` (champion by hand, decisions)
 
 A new command is a function in the module of its group (or a new module registered below).
 """
 
 import typer
 
-from weather_assets.cli import cycles, metrics, models, pools, scores, storage
+from weather_assets.cli import cycles, metrics, models, pools, products, scores, storage
 
 app = typer.Typer(
     help="Operational platform for ML weather models on Dagster.", no_args_is_help=True
@@ -23,3 +24,4 @@ for group in (cycles, models, scores):  # commands at the top level
 app.add_typer(storage.app, name="storage")
 app.add_typer(pools.app, name="pools")
 app.add_typer(metrics.app, name="metrics")
+app.add_typer(products.app, name="product")

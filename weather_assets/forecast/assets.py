@@ -6,7 +6,9 @@ For a model ``<name>``:
   persistence): the artifact sensor observes it, and its sha256 is the data version, so a new artifact makes
   every downstream forecast show as stale in the UI.
 - ``normalized/<name>`` (per analysis time): the raw inputs stacked into the model's feature
-  order and standardized with the artifact's statistics.
+  order and standardized with the artifact's statistics. Its blocking ``input_drift`` check
+  compares them with the artifact's training statistics before they are committed: a cycle
+  far outside them (a units mistake upstream) is refused, so no forecast runs on it.
 - ``forecast/<name>`` (per analysis time): the rollout to the model's max lead time, written
   lead time by lead time into a staged store that is committed atomically.
 
@@ -36,6 +38,7 @@ from model_registry.resolve import (
     model_config_of,
 )
 from model_registry.spec import ModelSpec, format_duration
+from resources.cost import Cost, CostMeter
 from resources.layout import (
     forecast_members,
     join_forecast_members,
@@ -48,9 +51,13 @@ from weather_assets import paths
 from weather_assets.audit import StagedWriteRefused, audit, refusal
 from weather_assets.beta import quiet_beta
 from weather_assets.forecast.checks import (
+    drift_check_result,
+    drift_check_specs,
+    drift_thresholds,
     forecast_check_results,
     forecast_check_specs,
 )
+from weather_assets.forecast.drift import DEFAULT_THRESHOLDS, DriftThresholds
 from weather_assets.forecast.normalize import (
     FEATURE_DIM,
     identity_stats,
@@ -141,6 +148,7 @@ def build_model_assets(
     # Backfills run up to K cycles per run (K from the registry's runtime), so a run loads
     # the artifact once for K cycles; one partition still runs as it always did.
     backfill_policy = dg.BackfillPolicy.multi_run(spec.runtime.backfill_partitions)
+    thresholds = drift_thresholds(settings)
 
     with quiet_beta():  # ``backfill_policy`` is a Dagster beta parameter, used on purpose
         as_normalized = dg.asset(
@@ -156,8 +164,10 @@ def build_model_assets(
             metadata=static_md,
             automation_condition=automation_condition,
             description=f"Inputs of {name} for one cycle: {raw_inputs_key.to_user_string()} "
-            "stacked to the model's features and standardized with its artifact's statistics.",
+            "stacked to the model's features and standardized with its artifact's statistics; "
+            "refused before the commit when far outside the training statistics (input_drift).",
             required_resource_keys={"storage"},
+            check_specs=drift_check_specs(normalized_key(spec.name), partitions_def, thresholds),
         )
 
     @as_normalized
@@ -166,20 +176,29 @@ def build_model_assets(
         loaded = load_model_artifact(spec, settings)  # fails here, before reading data
         store = context.resources.storage.storage()
         if not is_partition_range(context):
-            data_version, metadata = _normalize_cycle(
-                spec, settings, loaded, store, context.partition_key
+            try:
+                data_version, metadata, results = _normalize_cycle(
+                    spec, settings, loaded, store, context.partition_key, thresholds
+                )
+            except RefusedInputs as exc:
+                yield from exc.results  # the failed check shows in the UI, tied to this run
+                raise refusal(exc) from None
+            yield dg.MaterializeResult(
+                data_version=dg.DataVersion(data_version), metadata=metadata, check_results=results
             )
-            yield dg.MaterializeResult(data_version=dg.DataVersion(data_version), metadata=metadata)
             return
         outcomes = []
         for key in context.partition_keys:  # a backfill run: each cycle commits on its own
             try:
-                data_version, metadata = _normalize_cycle(spec, settings, loaded, store, key)
+                data_version, metadata, results = _normalize_cycle(
+                    spec, settings, loaded, store, key, thresholds
+                )
             except Exception as exc:  # noqa: BLE001 - reported per cycle, the step fails after
                 context.log.error(f"{name} {key}: {type(exc).__name__}: {exc}")
-                outcomes.append(PartitionOutcome(key, error=exc))
+                checks = exc.results if isinstance(exc, RefusedInputs) else []
+                outcomes.append(PartitionOutcome(key, checks=checks, error=exc))
             else:
-                outcomes.append(PartitionOutcome(key, metadata, data_version=data_version))
+                outcomes.append(PartitionOutcome(key, metadata, results, data_version=data_version))
         # Through the output: the forecast may follow in the same run and needs it.
         yield from report_partitions(context, normalized_key(spec.name), outcomes, output=True)
 
@@ -233,7 +252,9 @@ def build_model_assets(
                 cycle.out_rels, label=cycle.label, resume_key=resume_key
             ) as urls:
                 request = _run_request(spec, loaded, store, cycle, urls, config)
-                md = runner_for(spec, context).run(request)
+                with CostMeter() as meter:
+                    md = runner_for(spec, context).run(request)
+                md = {**md, **_run_cost(spec, md, meter).metadata()}
                 joined, results = _check_staged(spec, store, cycle, urls, md)
                 audit(results, f"forecast of {name} for {key}")
                 picture = _forecast_map(context, joined, f"{name} {key}")
@@ -279,14 +300,26 @@ def build_registry_assets(
 # helpers of the assets
 
 
+class RefusedInputs(StagedWriteRefused):
+    """A cycle's inputs failed the blocking input-drift check: nothing was written."""
+
+    def __init__(self, message: str, results: list[dg.AssetCheckResult]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
 def _normalize_cycle(
     spec: ModelSpec,
     settings: PlatformSettings,
     loaded: LoadedArtifact | None,
     store: Storage,
     key: str,
-) -> tuple[str, dict]:
-    """Write ``normalized/<model>`` of one cycle; its data version and metadata."""
+    thresholds: DriftThresholds = DEFAULT_THRESHOLDS,
+) -> tuple[str, dict, list[dg.AssetCheckResult]]:
+    """Write ``normalized/<model>`` of one cycle; its data version, metadata and checks.
+
+    RefusedInputs (nothing written) when the standardized cycle fails the input-drift check.
+    """
     t = partition_key_to_time(key)
     raw = open_raw_inputs(store, settings, t)
     if "member" in raw.dims:
@@ -300,6 +333,14 @@ def _normalize_cycle(
     stats = loaded.stats if loaded is not None else identity_stats(spec.input_features)
     z = standardize(states, stats)
     z = z.assign_coords({FEATURE_DIM: np.asarray(spec.input_features, dtype=object)})
+    # Audit before anything is written: inputs far outside the training statistics (a units
+    # mistake upstream) never reach the store, so no forecast starts from them.
+    results = [drift_check_result(z, loaded.stats if loaded is not None else None, thresholds)]
+    what = f"{normalized_key(spec.name).to_user_string()} partition {key}"
+    try:
+        audit(results, what)
+    except StagedWriteRefused as exc:
+        raise RefusedInputs(str(exc), results) from None
     ds = z.to_dataset(name="state")
     ds.attrs.update(model=spec.name, artifact_sha256=loaded.sha256 if loaded else "none")
     relpath = store_relpath(spec, settings, t, model_config_of(loaded), "normalized")
@@ -311,15 +352,19 @@ def _normalize_cycle(
         validate=lambda staged: check_finite(staged[0]["state"].values, spec.input_features),
         label=f"{normalized_key(spec.name).to_user_string()} partition {key}",
     )
-    return written.checksum[:16], {
-        "path": dg.MetadataValue.path(written.url),
-        "features": ", ".join(spec.input_features),
-        "shape": str(dict(z.sizes)),
-        "artifact_version": model_config_of(loaded),
-        "artifact_sha256": loaded.sha256 if loaded else "none",
-        "bytes": written.nbytes,
-        "sha256": written.checksum,
-    }
+    return (
+        written.checksum[:16],
+        {
+            "path": dg.MetadataValue.path(written.url),
+            "features": ", ".join(spec.input_features),
+            "shape": str(dict(z.sizes)),
+            "artifact_version": model_config_of(loaded),
+            "artifact_sha256": loaded.sha256 if loaded else "none",
+            "bytes": written.nbytes,
+            "sha256": written.checksum,
+        },
+        results,
+    )
 
 
 @dataclass
@@ -441,11 +486,22 @@ def _forecast_metadata(
         **_artifact_md(loaded),
         **md,
         "wall_seconds": round(wall, 3),
+        # What the committed stores hold (the monitoring exporter's ``bytes``).
+        "bytes": sum(store.nbytes(rel) for rel in cycle.out_rels),
         "path": dg.MetadataValue.path(store.url(cycle.out_rels[0])),
         "stores": len(cycle.out_rels),
         "fingerprint": cycle.fingerprint,
         **picture,
     }
+
+
+def _run_cost(spec: ModelSpec, md: dict, meter: CostMeter) -> Cost:
+    """The cost of a run: on the device the runner reports (a Pipes run that reports none ran
+    where its registry entry asked: on GPUs if it asks any), holding one GPU in process or
+    the entry's GPUs in a subprocess or pod (``resources.cost``)."""
+    external = "runner" in md  # Pipes runners say which client ran them
+    device = str(md.get("device") or ("cuda" if external and spec.runtime.gpu > 0 else "cpu"))
+    return meter.cost(device, gpus=max(spec.runtime.gpu, 1) if external else 1)
 
 
 def _forecast_partitions(
@@ -534,8 +590,11 @@ def _forecast_batch(
             for cycle, staging in zip(cycles, stagings, strict=True)
         ]
         t0 = time.perf_counter()
-        mds = runner.run_batch(requests)
+        with CostMeter() as meter:
+            mds = runner.run_batch(requests)
         run_share = (time.perf_counter() - t0) / len(cycles)
+        # The batch's cost shared evenly between its cycles (its peak memory is theirs).
+        mds = [{**md, **_run_cost(spec, md, meter).share(len(cycles)).metadata()} for md in mds]
     except Exception as exc:  # noqa: BLE001 - the whole batch failed: nothing of it commits
         for staging in stagings:
             staging.discard(exc)

@@ -21,6 +21,7 @@ from weather_assets.canonical import VARIABLES
 from weather_assets.forecast.drift import DEFAULT_THRESHOLDS, DriftThresholds, assess_drift
 from weather_assets.forecast.normalize import parse_feature
 from weather_assets.quality import assess, summary_markdown
+from weather_assets.settings import PlatformSettings
 
 
 def _expected_levels(spec: ModelSpec) -> dict[str, list[int]]:
@@ -130,21 +131,42 @@ def forecast_check_results(
 # input drift: a blocking check of normalized/<model>, run on the cycle before it is committed
 
 DRIFT_CHECK = "input_drift"
-DRIFT_CHECKS = {
-    DRIFT_CHECK: (
-        True,
-        "The cycle's standardized inputs against the artifact's training statistics, per "
-        f"feature: {DEFAULT_THRESHOLDS.describe()}. Refuses (ERROR) inputs far outside, "
-        "naming the features and a recognizable units mistake (Pa vs hPa, K vs degC).",
-    ),
-}
+
+
+def drift_checks(thresholds: DriftThresholds = DEFAULT_THRESHOLDS) -> dict[str, tuple[bool, str]]:
+    """``{name: (blocking, description)}`` of the input-drift check with these thresholds."""
+    return {
+        DRIFT_CHECK: (
+            True,
+            "The cycle's standardized inputs against the artifact's training statistics, per "
+            f"feature: {thresholds.describe()}. Refuses (ERROR) inputs far outside before they "
+            "are committed (so no forecast runs on them), naming the features and a "
+            "recognizable units mistake (Pa vs hPa, K vs degC).",
+        ),
+    }
+
+
+DRIFT_CHECKS = drift_checks()
+
+
+def drift_thresholds(settings: PlatformSettings) -> DriftThresholds:
+    """The input-drift thresholds of a deployment (``WXPLAT_DRIFT_*``)."""
+    return DriftThresholds(
+        max_abs_mean_z=settings.drift_max_abs_mean_z,
+        min_std_z=settings.drift_min_std_z,
+        max_std_z=settings.drift_max_std_z,
+        k=settings.drift_k,
+        max_frac_beyond_k=settings.drift_max_frac_beyond_k,
+    )
 
 
 def drift_check_specs(
-    asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None = None
+    asset_key: dg.AssetKey,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    thresholds: DriftThresholds = DEFAULT_THRESHOLDS,
 ) -> list[dg.AssetCheckSpec]:
     """The input-drift check the normalized asset reports on every cycle it writes."""
-    return check_specs(asset_key, partitions_def, DRIFT_CHECKS)
+    return check_specs(asset_key, partitions_def, drift_checks(thresholds))
 
 
 def drift_check_result(

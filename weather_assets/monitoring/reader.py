@@ -340,6 +340,7 @@ class PlatformReader:
             HEADLINES,
             feature_label,
             format_lead,
+            global_rows,
             score_units,
         )
 
@@ -353,7 +354,8 @@ class PlatformReader:
             else:
                 wanted = set(HEADLINES)
                 out = []
-                for row in table.itertuples(index=False):
+                # The gauges are global scores (the table also holds each region's).
+                for row in global_rows(table).itertuples(index=False):
                     value = _number(float(row.value))
                     if (row.metric, row.variable, int(row.level)) not in wanted or value is None:
                         continue

@@ -1,1 +1,2 @@
-"""Published products: a champion's forecast written in the formats users consume (GRIB2)."""
+"""Published products: champion/challenger decisions (``promotion``), and the champion's
+forecast written in the formats users consume (``grib2``), wired as assets in ``assets``."""

@@ -4,8 +4,10 @@ Scores of ``forecast/<model>`` at analysis time t against ``raw_inputs/<source>`
 t+cadence, ..., t+L (L the model's max lead); which analyses and when it runs are in
 :mod:`weather_assets.verification.automation`. The scores table goes to ``scores.parquet``
 beside the forecast's control member (:func:`resources.layout.scores_relpath`); the climatology
-(when materialized) adds ACC. The scoring itself is
-:func:`weather_assets.verification.scores.verify_forecast`.
+(when materialized) adds ACC. Every score is computed per region (global, tropics, the
+extratropics and the boxes of ``WXPLAT_VERIFICATION_REGIONS``; on a limited-area grid without
+its boundary zone of ``WXPLAT_VERIFICATION_BOUNDARY_POINTS``), a ``region`` column of the
+table. The scoring itself is :func:`weather_assets.verification.scores.verify_forecast`.
 """
 
 from collections.abc import Sequence
@@ -32,6 +34,7 @@ from weather_assets.partitions import partition_key_to_time
 from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
 from weather_assets.verification.automation import truth_mapping, verification_condition
+from weather_assets.verification.regions import DEFAULT_REGIONS, Region, bbox
 from weather_assets.verification.report import column_schema, table_version, verification_metadata
 from weather_assets.verification.schemas import validate_scores
 from weather_assets.verification.scores import (
@@ -41,7 +44,7 @@ from weather_assets.verification.scores import (
 )
 
 GROUP = "verification"  # the UI group of the verification, climatology and scorecard assets
-VERIFICATION_CODE_VERSION = "1"
+VERIFICATION_CODE_VERSION = "2"  # 2: scores per region
 
 
 class VerificationConfig(dg.Config):
@@ -73,6 +76,13 @@ def open_truth(
     if not found:
         return None, missing
     return xr.concat(found, dim="time", data_vars="all", join="exact"), missing
+
+
+def verification_regions(settings: PlatformSettings) -> list[str | Region]:
+    """The regions every forecast is scored over: the named ones, then the configured boxes
+    (``WXPLAT_VERIFICATION_REGIONS``)."""
+    boxes = [bbox(box.name, *box.bbox) for box in settings.verification_regions]
+    return [*DEFAULT_REGIONS, *boxes]
 
 
 def verification_asset(
@@ -144,17 +154,20 @@ def verification_asset(
             climatology=climatology,
             truth_member=config.truth_member,
             skipna=config.skipna,
+            regions=verification_regions(settings),
+            boundary_points=settings.verification_boundary_points,
         )
         table = validate_scores(result.table)
-        url = write_table(
-            store, table, scores_relpath(spec, settings, t, model_config=model_config)
-        )
+        relpath = scores_relpath(spec, settings, t, model_config=model_config)
+        url = write_table(store, table, relpath)
         for note in result.notes:
             context.log.warning(note)
         metadata = verification_metadata(
             result, table, url=url, partition_key=context.partition_key, climatology=climatology
         )
         metadata["artifact_version"] = model_config
+        metadata["regions"] = ", ".join(dict.fromkeys(table["region"])) or "none"
+        metadata["bytes"] = store.nbytes(relpath)  # the scores table as written
         yield dg.MaterializeResult(
             data_version=dg.DataVersion(table_version(table)), metadata=metadata
         )

@@ -30,6 +30,7 @@ from weather_assets.verification.scores import (
     Verification,
     feature_label,
     format_lead,
+    global_rows,
     score_units,
 )
 
@@ -57,7 +58,9 @@ def headline_metadata(table: pd.DataFrame) -> dict[str, dg.FloatMetadataValue]:
     Every value is a ``FloatMetadataValue`` (the UI plots Float/Int entries per partition),
     finite (a NaN score leaves its entry out: a gap in the plot, not a null point) and rounded
     to :data:`SIGNIFICANT_DIGITS`; the units are in the label, the one text the plot shows.
+    Global scores only (the regions are in the table).
     """
+    table = global_rows(table)
     out: dict[str, dg.FloatMetadataValue] = {}
     for metric, variable, level in HEADLINES:
         rows = table[
@@ -78,8 +81,9 @@ def headline_metadata(table: pd.DataFrame) -> dict[str, dg.FloatMetadataValue]:
 
 def scores_markdown(table: pd.DataFrame, metric: str = "rmse") -> str:
     """One metric as markdown: rows variable and level (with units), columns lead time; values
-    to 4 significant digits."""
-    sub = table[table["metric"] == metric]
+    to 4 significant digits. Global scores only."""
+    sub = global_rows(table)
+    sub = sub[sub["metric"] == metric]
     if sub.empty:
         return f"_no {metric} scores_"
     grid = sub.set_index(["variable", "level", "lead_time"])["value"].unstack("lead_time")

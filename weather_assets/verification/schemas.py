@@ -6,6 +6,7 @@ Per-cycle table (:data:`SCORES_SCHEMA`), one row per score:
 | --- | --- | --- |
 | model | str | registry name of the model |
 | analysis_time | datetime64[ns] | the forecast's analysis time (UTC, naive) |
+| region | str | verification region: global, tropics, northern_extratropics, southern_extratropics or a configured box |
 | lead_time | timedelta64[ns] | lead time (>= 0) |
 | variable | str | canonical variable name |
 | level | int64 | pressure level in hPa, -1 for surface fields |
@@ -13,10 +14,12 @@ Per-cycle table (:data:`SCORES_SCHEMA`), one row per score:
 | value | float64 | the score; NaN when inputs had missing values (never +-inf) |
 | n | int64 | grid points where forecast and truth were valid |
 
-Rows are unique per (model, analysis_time, lead_time, variable, level, metric). Units of
+Rows are unique per (model, analysis_time, region, lead_time, variable, level, metric); tables
+from before regions have no ``region`` column and read as ``global``
+(:func:`~weather_assets.verification.scores.with_region`). Units of
 ``value``: the variable's CF units (squared for MSE-type metrics; ``1`` for acc and
 spread_skill). The scorecard (:data:`CARD_SCHEMA`) has one row per model, artifact version,
-variable, level and lead time. Every column carries a description (shown in the UI's column
+region, variable, level and lead time. Every column carries a description (shown in the UI's column
 schema).
 """
 
@@ -66,6 +69,13 @@ _COMMON = {
         str,
         pa.Check.str_matches(r"^[a-z][a-z0-9_-]{0,62}$"),
         description="Registry name of the model.",
+    ),
+    "region": pa.Column(
+        str,
+        pa.Check.str_matches(r"^[a-z][a-z0-9_-]{0,39}$"),
+        description="Verification region: global (the whole domain; on a limited-area grid "
+        "without its boundary zone), tropics (20S-20N), northern_extratropics (20N-90N), "
+        "southern_extratropics (90S-20S), or a bounding box of WXPLAT_VERIFICATION_REGIONS.",
     ),
     "lead_time": pa.Column(
         "timedelta64[ns]",
@@ -119,7 +129,7 @@ AGGREGATE_SCHEMA = pa.DataFrameSchema(
         ),
     },
     checks=_ROW_CHECKS,
-    unique=["model", "lead_time", "variable", "level", "metric"],
+    unique=["model", "region", "lead_time", "variable", "level", "metric"],
     strict=True,
     name="aggregated verification scores",
     description="Scores over a period of cycles (RMSE from the mean MSE).",
@@ -143,6 +153,7 @@ CARD_SCHEMA = pa.DataFrameSchema(
             str, description="Artifact version(s) of the baseline's scores used."
         ),
         "metric": _COMMON["metric"],
+        "region": _COMMON["region"],
         "variable": _COMMON["variable"],
         "level": _COMMON["level"],
         "lead_time": _COMMON["lead_time"],
@@ -201,7 +212,7 @@ CARD_SCHEMA = pa.DataFrameSchema(
             "(p_value < 0.05); False with fewer than 3 paired cycles.",
         ),
     },
-    unique=["model", "artifact_version", "variable", "level", "lead_time", "metric"],
+    unique=["model", "artifact_version", "region", "variable", "level", "lead_time", "metric"],
     strict=True,
     ordered=True,
     name="scorecard",

@@ -21,6 +21,19 @@ of the baseline's score (so on the ``pct_diff`` scale; for RMSE the per-cycle RM
 differenced, while ``pct_diff`` compares roots of mean MSEs, so the two agree closely but not
 exactly). Markdown and PNG mark significant cells with ``*``.
 
+Regions: the scores tables hold every region (``region`` column, see
+:mod:`weather_assets.verification.scores`; a table without it is ``global``), and so does the
+card: one row per region too, each with its own significance test. The PNG and
+:func:`scorecard_markdown` show the global cells (the headline); :func:`scorecard_regions_markdown`
+is the table of every region.
+
+Skill per GPU-hour (:func:`cost_table`): per model and artifact version, its mean improvement
+over the baseline in % (``-pct_diff`` of its global cells, averaged over variables, levels and
+lead times; ``+pct_diff`` for acc) divided by the mean device-hours of one of its forecasts
+(``gpu_seconds / 3600`` from the forecasts' metadata, ``resources.cost``; CPU-hours from
+``cpu_seconds`` for a model run on the CPU, said by ``hour_unit``). A model 20 % better than
+the baseline at 0.1 GPU-hour per forecast scores 200 (% per GPU-hour).
+
 The trend picture (:func:`trend_png`) shows a headline score per lead against analysis time,
 one line per model and artifact version: the UI's own plots of the verification metadata are
 against partition or run time.
@@ -36,15 +49,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from weather_assets.verification.regions import DEFAULT_REGIONS
 from weather_assets.verification.schemas import CARD_SCHEMA
 from weather_assets.verification.scores import (
+    GLOBAL_REGION,
     HEADLINE_LEADS,
     HEADLINES,
     aggregate_scores,
     feature_label,
     format_lead,
+    global_rows,
     in_window,
     score_units,
+    with_region,
 )
 from weather_assets.verification.significance import ttest
 
@@ -55,7 +72,8 @@ UNVERSIONED = "default"
 CARD_COLUMNS = tuple(CARD_SCHEMA.columns)
 # Metrics where larger is better: the colour scale is flipped for them.
 HIGHER_IS_BETTER = ("acc",)
-_PAIR_KEYS = ["analysis_time", "lead_time", "variable", "level"]
+_PAIR_KEYS = ["analysis_time", "region", "lead_time", "variable", "level"]
+_CELL_KEYS = ["region", "variable", "level", "lead_time"]
 SIGNIFICANT_MARK = "*"
 SIGNIFICANCE_NOTE = (
     f"{SIGNIFICANT_MARK} significant at 95 % (paired per-cycle t-test, effective sample size "
@@ -149,7 +167,7 @@ def _pairs(
 
 
 def _metric_rows(table: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
-    df = with_version(table)
+    df = with_region(with_version(table))
     df = df[df["metric"] == metric]
     if df[df["model"] == baseline].empty:
         models = sorted(df["model"].unique())
@@ -182,8 +200,8 @@ def scorecard_table(
     for model, version, own, base in _pairs(df, baseline, current):
         pair = pd.concat([own, base], ignore_index=True).drop(columns=VERSION_COLUMN)
         agg = aggregate_scores(pair)
-        wide = agg.set_index(["variable", "level", "lead_time", "model"])["value"].unstack("model")
-        mine = agg[agg["model"] == model].set_index(["variable", "level", "lead_time"])
+        wide = agg.set_index([*_CELL_KEYS, "model"])["value"].unstack("model")
+        mine = agg[agg["model"] == model].set_index(_CELL_KEYS)
         out = pd.DataFrame({"value": wide[model], "baseline_value": wide[baseline]})
         with np.errstate(divide="ignore", invalid="ignore"):
             out["pct_diff"] = 100.0 * (out["value"] - out["baseline_value"]) / out["baseline_value"]
@@ -219,8 +237,15 @@ def scorecard_table(
     card["_order"] = [
         order[(m, v)] for m, v in zip(card["model"], card[VERSION_COLUMN], strict=True)
     ]
-    card = card.sort_values(["_order", "variable", "level", "lead_time"], kind="stable")
-    return card.drop(columns="_order").reset_index(drop=True)
+    card["_region"] = card["region"].map(region_rank)
+    card = card.sort_values(["_order", "_region", "variable", "level", "lead_time"], kind="stable")
+    return card.drop(columns=["_order", "_region"]).reset_index(drop=True)
+
+
+def region_rank(region: str) -> tuple[int, str]:
+    """Sort key of regions: the named ones in their order (global first), then boxes by name."""
+    named = list(DEFAULT_REGIONS)
+    return (named.index(region), "") if region in named else (len(named), region)
 
 
 def _significance(own: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
@@ -232,7 +257,7 @@ def _significance(own: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     )
     pairs = pairs.sort_values("analysis_time", kind="stable")
     rows = {}
-    for key, group in pairs.groupby(["variable", "level", "lead_time"], sort=True):
+    for key, group in pairs.groupby(_CELL_KEYS, sort=True):
         test = ttest((group["value"] - group["value_base"]).to_numpy(), "ar1")
         rows[key] = {
             "ci_low": test.ci_low,
@@ -240,14 +265,14 @@ def _significance(own: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
             "p_value": test.p_value,
             "significant": test.significant,
         }
-    index = pd.MultiIndex.from_tuples(list(rows), names=["variable", "level", "lead_time"])
+    index = pd.MultiIndex.from_tuples(list(rows), names=_CELL_KEYS)
     columns = ["ci_low", "ci_high", "p_value", "significant"]
     return pd.DataFrame(list(rows.values()), index=index, columns=columns)
 
 
 def _cycle_span(rows: pd.DataFrame) -> pd.DataFrame:
-    """First and last analysis time per (variable, level, lead_time)."""
-    grouped = rows.groupby(["variable", "level", "lead_time"])["analysis_time"]
+    """First and last analysis time per (region, variable, level, lead_time)."""
+    grouped = rows.groupby(_CELL_KEYS)["analysis_time"]
     return pd.DataFrame(
         {
             "first_cycle": grouped.min().astype("datetime64[ns]"),
@@ -296,11 +321,17 @@ def versions_summary(card: pd.DataFrame) -> str:
 
 
 def scorecard_grid(
-    card: pd.DataFrame, model: str, version: str | None = None, column: str = "pct_diff"
+    card: pd.DataFrame,
+    model: str,
+    version: str | None = None,
+    column: str = "pct_diff",
+    region: str = GLOBAL_REGION,
 ) -> pd.DataFrame:
-    """One model's (one version's) percentage differences (or another ``column``): rows
-    ``variable level``, columns ``+<h>h``."""
+    """One model's (one version's) percentage differences (or another ``column``) in one
+    region (default global): rows ``variable level``, columns ``+<h>h``."""
     sub = card[card["model"] == model]
+    if "region" in sub.columns:
+        sub = sub[sub["region"] == region]
     if version is not None:
         sub = sub[sub[VERSION_COLUMN] == version]
     grid = sub.set_index(["variable", "level", "lead_time"])[column].unstack("lead_time")
@@ -325,11 +356,13 @@ def _cell(value: float, significant: object = False) -> str:
     return f"{value:+.1f}%" + (SIGNIFICANT_MARK if significant is True else "")
 
 
-def _marks(card: pd.DataFrame, model: str, version: str, grid: pd.DataFrame) -> np.ndarray:
+def _marks(
+    card: pd.DataFrame, model: str, version: str, grid: pd.DataFrame, region: str = GLOBAL_REGION
+) -> np.ndarray:
     """Per cell of ``grid``: whether it is significant (False where the card lacks the flag)."""
     if "significant" not in card.columns:
         return np.zeros(grid.shape, dtype=bool)
-    flags = scorecard_grid(card, model, version, "significant").reindex_like(grid)
+    flags = scorecard_grid(card, model, version, "significant", region).reindex_like(grid)
     return flags.fillna(False).to_numpy(dtype=bool)
 
 
@@ -343,9 +376,48 @@ def _version_text(sub: pd.DataFrame) -> str:
     return f"artifact {version} ({state})"
 
 
+def regions_of(card: pd.DataFrame) -> list[str]:
+    """The card's regions, global first (``["global"]`` for a card without regions)."""
+    if "region" not in card.columns or card.empty:
+        return [GLOBAL_REGION]
+    return sorted(card["region"].unique(), key=region_rank)
+
+
+def scorecard_regions_markdown(card: pd.DataFrame) -> str:
+    """Markdown: per model and artifact version, the percentage differences in every region
+    (rows region and variable, columns lead time), significant cells marked; empty text for
+    a card with the global region only."""
+    regions = regions_of(card)
+    if card.empty or regions == [GLOBAL_REGION]:
+        return ""
+    parts = []
+    for model, version, sub in _blocks(card):
+        baseline, metric = sub["baseline"].iloc[0], sub["metric"].iloc[0]
+        parts.append(
+            f"**{model}** vs **{baseline}** per region, {_version_text(sub)}: {metric} "
+            "difference in % (negative = better)\n"
+        )
+        leads = sorted(sub["lead_time"].unique())
+        parts.append("| region | variable | " + " | ".join(format_lead(x) for x in leads) + " |")
+        parts.append("|---" * (len(leads) + 2) + "|")
+        for region in regions:
+            grid = scorecard_grid(card, model, version, region=region)
+            if grid.empty:
+                continue
+            grid = grid.reindex(columns=[format_lead(x) for x in leads])
+            marks = _marks(card, model, version, grid, region)
+            for (label, row), flags in zip(grid.iterrows(), marks, strict=True):
+                cells = (_cell(v, bool(f)) for v, f in zip(row.to_numpy(), flags, strict=True))
+                parts.append(f"| {region} | {label} | " + " | ".join(cells) + " |")
+        parts.append("")
+    parts.append(SIGNIFICANCE_NOTE)
+    return "\n".join(parts)
+
+
 def scorecard_markdown(card: pd.DataFrame, empty: str | None = None) -> str:
     """Markdown: per model and artifact version, a table of percentage differences against
-    the baseline; ``empty`` (or a default sentence) when the card has no rows."""
+    the baseline over the global domain; ``empty`` (or a default sentence) when the card has
+    no rows. The other regions are :func:`scorecard_regions_markdown`'s."""
     if card.empty:
         return f"_{empty or 'no model has scores paired with the baseline in this period'}_"
     parts = []
@@ -454,7 +526,8 @@ def choose_headline(
     """The first of :data:`HEADLINES` with ``metric`` scores in the table (else its first
     variable), at the :data:`HEADLINE_LEADS` it has (else up to ``max_leads`` spread over its
     leads). None when the table has no ``metric`` scores."""
-    df = table[table["metric"] == metric]
+    df = global_rows(table)
+    df = df[df["metric"] == metric]
     if df.empty:
         return None
     present = set(zip(df["variable"], df["level"].astype(int), strict=True))
@@ -472,7 +545,7 @@ def choose_headline(
 def trend_series(table: pd.DataFrame, headline: Headline) -> pd.DataFrame:
     """The headline's per-cycle values: columns model, artifact_version, lead_time,
     analysis_time, value, sorted by analysis time."""
-    df = with_version(table)
+    df = global_rows(with_version(table))
     df = df[
         (df["metric"] == headline.metric)
         & (df["variable"] == headline.variable)
@@ -538,3 +611,89 @@ def trend_png(
 ) -> bytes:
     """:func:`trend_figure` as PNG bytes."""
     return _png(trend_figure(table, metric=metric, current=current, title=title))
+
+
+# ---------------------------------------------------------------------------------------------
+# skill per GPU-hour
+
+COST_COLUMNS = (
+    "model",
+    VERSION_COLUMN,
+    "forecasts",
+    "hour_unit",
+    "device_hours_per_forecast",
+    "improvement_pct",
+    "skill_per_gpu_hour",
+)
+SKILL_PER_HOUR_NOTE = (
+    "skill_per_gpu_hour: the model's mean improvement over the baseline (-pct_diff of the "
+    "global rows, averaged over variables, levels and lead times; +pct_diff for acc), in %, "
+    "divided by the mean device-hours of one forecast (GPU-hours: gpu_seconds / 3600 from the "
+    "forecasts' metadata; CPU-hours from cpu_seconds where the model ran on CPU, hour_unit "
+    "says which). Higher is better; NaN without cost metadata."
+)
+
+
+def cost_table(card: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
+    """Skill per GPU-hour per model and artifact version of ``card`` (:data:`COST_COLUMNS`).
+
+    ``costs``: one row per forecast with ``model``, ``artifact_version``, ``gpu_seconds`` and
+    ``cpu_seconds`` (NaN where not recorded), from the forecasts' materialization metadata.
+    A model whose forecasts ran on a GPU is costed in GPU-hours, else in CPU-hours.
+    """
+    rows = []
+    cells = global_rows(card)
+    for (model, version), sub in cells.groupby(["model", VERSION_COLUMN], sort=False):
+        sign = 1.0 if str(sub["metric"].iloc[0]) in HIGHER_IS_BETTER else -1.0
+        values = sub["pct_diff"].to_numpy(dtype=np.float64)
+        improvement = float(sign * np.nanmean(values)) if np.isfinite(values).any() else np.nan
+        mine = pd.DataFrame()
+        if costs is not None and len(costs):
+            mine = costs[(costs["model"] == model) & (costs[VERSION_COLUMN] == version)]
+        none = pd.Series(dtype=np.float64)
+        gpu = mine.get("gpu_seconds", none).dropna() if len(mine) else none
+        cpu = mine.get("cpu_seconds", none).dropna() if len(mine) else none
+        if len(gpu):
+            unit, seconds, forecasts = "GPU-hour", float(gpu.mean()), len(gpu)
+        elif len(cpu):
+            unit, seconds, forecasts = "CPU-hour", float(cpu.mean()), len(cpu)
+        else:
+            unit, seconds, forecasts = "none", np.nan, 0
+        hours = seconds / 3600.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_hour = improvement / hours if hours > 0 else np.nan
+        rows.append(
+            {
+                "model": model,
+                VERSION_COLUMN: version,
+                "forecasts": forecasts,
+                "hour_unit": unit,
+                "device_hours_per_forecast": hours,
+                "improvement_pct": improvement,
+                "skill_per_gpu_hour": per_hour,
+            }
+        )
+    out = pd.DataFrame(rows, columns=list(COST_COLUMNS))
+    return out.astype({"forecasts": "int64"})
+
+
+def cost_markdown(cost: pd.DataFrame) -> str:
+    """The skill-per-GPU-hour table as markdown, with its definition."""
+    if cost.empty:
+        return "_no model to cost_"
+    lines = [
+        "| model | artifact | forecasts | device-hours / forecast | improvement % "
+        "| skill per GPU-hour |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in cost.itertuples(index=False):
+        hours = row.device_hours_per_forecast
+        hours_text = f"{hours:.3g} {row.hour_unit}" if np.isfinite(hours) else "n/a"
+        improvement = f"{row.improvement_pct:+.1f}" if np.isfinite(row.improvement_pct) else "n/a"
+        per_hour = row.skill_per_gpu_hour
+        per_hour_text = f"{per_hour:.4g} % per {row.hour_unit}" if np.isfinite(per_hour) else "n/a"
+        lines.append(
+            f"| {row.model} | {getattr(row, VERSION_COLUMN)} | {row.forecasts} | {hours_text} "
+            f"| {improvement} | {per_hour_text} |"
+        )
+    return "\n".join([*lines, "", SKILL_PER_HOUR_NOTE])

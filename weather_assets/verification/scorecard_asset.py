@@ -35,7 +35,7 @@ from resources.layout import (
 )
 from resources.storage import Storage, StorageResource
 from weather_assets import paths
-from weather_assets.keys import SCORECARD_KEY, verification_key
+from weather_assets.keys import SCORECARD_KEY, forecast_key, verification_key
 from weather_assets.partitions import partition_key_to_time, time_to_partition_key
 from weather_assets.pictures import png_markdown
 from weather_assets.retries import IO_RETRY
@@ -46,17 +46,20 @@ from weather_assets.verification.report import card_column_schema
 from weather_assets.verification.schemas import validate_card
 from weather_assets.verification.scorecard import (
     VERSION_COLUMN,
+    cost_markdown,
+    cost_table,
     empty_card,
     model_set,
     paired_cycles,
     scorecard_markdown,
     scorecard_png,
+    scorecard_regions_markdown,
     scorecard_table,
     trend_png,
     versions_summary,
 )
 
-SCORECARD_CODE_VERSION = "2"
+SCORECARD_CODE_VERSION = "3"  # 3: regions and skill per GPU-hour
 
 
 class ScorecardConfig(dg.Config):
@@ -136,6 +139,44 @@ def recent_scores(
     return PeriodScores(cycles, pd.concat(tables, ignore_index=True) if tables else None)
 
 
+def _number(value: object) -> float | None:
+    value = getattr(value, "value", value)  # a MetadataValue or a plain number
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def forecast_costs(
+    instance: dg.DagsterInstance, specs: Sequence[ModelSpec], partition_keys: Sequence[str]
+) -> pd.DataFrame:
+    """One row per forecast of ``specs`` in ``partition_keys`` that recorded its cost:
+    model, artifact_version, gpu_seconds, cpu_seconds (NaN where not recorded; forecasts
+    kept because the same inputs were already forecast ran nothing and are left out)."""
+    rows = []
+    for spec in specs:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=forecast_key(spec.name), asset_partitions=list(partition_keys)
+            ),
+            limit=max(1, 4 * len(partition_keys)),
+        ).records
+        for record in records:
+            md = record.asset_materialization.metadata
+            gpu, cpu = _number(md.get("gpu_seconds")), _number(md.get("cpu_seconds"))
+            if gpu is None and cpu is None:
+                continue
+            version = md.get("artifact_version")
+            rows.append(
+                {
+                    "model": spec.name,
+                    VERSION_COLUMN: str(getattr(version, "value", version) or "default"),
+                    "partition": record.partition_key,
+                    "gpu_seconds": float("nan") if gpu is None else gpu,
+                    "cpu_seconds": float("nan") if cpu is None else cpu,
+                }
+            )
+    columns = ["model", VERSION_COLUMN, "partition", "gpu_seconds", "cpu_seconds"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _key(t: datetime | pd.Timestamp) -> str:
     stamp = pd.Timestamp(t)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
@@ -193,6 +234,8 @@ class Scorecard:
     models_text: str
     models_hash: str
     reason: str | None  # why there is no data; None when the card has rows
+    regions_markdown: str = ""  # significance per region (empty: global only)
+    cost: pd.DataFrame | None = None  # skill per GPU-hour per model (scorecard.cost_table)
 
 
 def build_scorecard(
@@ -202,8 +245,10 @@ def build_scorecard(
     metric: str,
     current: dict[str, str],
     skipped: Sequence[str] = (),
+    costs: pd.DataFrame | None = None,
 ) -> Scorecard:
-    """The scorecard of a period's scores (no Dagster, no storage)."""
+    """The scorecard of a period's scores (no Dagster, no storage); ``costs``: the
+    forecasts' cost metadata (:func:`forecast_costs`) for the skill per GPU-hour."""
     requested = f"{_key(period.first)} .. {_key(period.last)}"
     scores = period.table
     card = empty_card()
@@ -258,6 +303,8 @@ def build_scorecard(
         models_text=models_text,
         models_hash=models_hash,
         reason=None,
+        regions_markdown=scorecard_regions_markdown(card),
+        cost=cost_table(card, costs),
     )
 
 
@@ -285,8 +332,9 @@ def scorecard_asset(
             "dagster/column_schema": card_column_schema(),
         },
         description=f"Every model (per artifact version) against {baseline!r} over a period of "
-        "cycles: percentage difference in RMSE per variable, level and lead time, and the "
-        "headline scores against analysis time.",
+        "cycles: percentage difference in RMSE per region, variable, level and lead time with "
+        "its 95 % significance, skill per GPU-hour per model, and the headline scores against "
+        "analysis time.",
     )
     def scorecard(
         context: dg.AssetExecutionContext, config: ScorecardConfig, storage: StorageResource
@@ -310,8 +358,16 @@ def scorecard_asset(
             raise ValueError(
                 f"no cycle in the partitions up to {config.end or 'now'}: nothing to score"
             )
+        costs = forecast_costs(
+            context.instance, used, [time_to_partition_key(t) for t in period.cycles]
+        )
         result = build_scorecard(
-            period, baseline=baseline, metric=config.metric, current=current, skipped=skipped
+            period,
+            baseline=baseline,
+            metric=config.metric,
+            current=current,
+            skipped=skipped,
+            costs=costs,
         )
         relpath = scorecard_relpath(
             settings, baseline, result.start, result.end, result.models_hash, ""
@@ -339,6 +395,12 @@ def scorecard_asset(
             "dagster/row_count": len(result.card),
             "dagster/column_schema": card_column_schema(),
         }
+        if result.regions_markdown:
+            metadata["regions"] = dg.MetadataValue.md(result.regions_markdown)
+        if result.cost is not None:
+            cost_url = write_table(store, result.cost, relpath + "_cost.parquet")
+            metadata["skill_per_gpu_hour"] = dg.MetadataValue.md(cost_markdown(result.cost))
+            metadata["cost_path"] = dg.MetadataValue.path(cost_url)
         if result.trend is not None:
             trend_url = store.write_bytes(result.trend, relpath + "_trend.png")
             metadata["trend"] = dg.MetadataValue.md(png_markdown(result.trend, "trend"))

@@ -1,8 +1,20 @@
 """Verify one forecast against the analyses at its valid times, as a tidy table of scores.
 
-The table has one row per (model, analysis_time, lead_time, variable, level, metric) with the
-score ``value`` and ``n``, the number of grid points where forecast and truth were both valid
-(see :mod:`weather_assets.verification.schemas`). Surface fields have ``level`` -1.
+The table has one row per (model, analysis_time, region, lead_time, variable, level, metric)
+with the score ``value`` and ``n``, the number of grid points where forecast and truth were
+both valid (see :mod:`weather_assets.verification.schemas`). Surface fields have ``level`` -1.
+
+Regions (:mod:`weather_assets.verification.regions`): every score is computed over the
+``global`` domain and over each region asked for (the verification asset asks for
+``tropics`` 20S-20N, ``northern_extratropics`` 20N-90N, ``southern_extratropics`` 90S-20S,
+plus the bounding boxes configured with ``WXPLAT_VERIFICATION_REGIONS``). A region's score is the same metric
+with the area weights set to zero outside it (forecast and truth set to 0 there, so a NaN
+outside a region never reaches its score); ``n`` counts its valid points. A region without
+grid points in the domain (the tropics of a European grid) is left out with a note. On a
+limited-area grid (projected ``y``/``x``, or latitudes not reaching both poles) the
+``boundary_points`` outermost rows and columns, where the lateral boundary conditions drive
+the model, are left out of every region, ``global`` included. Tables written before regions
+existed have no ``region`` column; :func:`with_region` reads them as ``global``.
 
 Metrics (all latitude-weighted on regular lat-lon grids, from
 :mod:`weather_assets.verification.metrics`):
@@ -39,15 +51,34 @@ import xarray as xr
 
 from weather_assets.canonical import VARIABLES
 from weather_assets.verification import metrics as m
+from weather_assets.verification.regions import (
+    DEFAULT_REGIONS,
+    Region,
+    boundary_mask,
+    get_region,
+    region_mask,
+    region_weights,
+)
 
 MEMBER_DIM = m.MEMBER_DIM
 SURFACE_LEVEL = -1
-KEY_COLUMNS = ("model", "analysis_time", "lead_time", "variable", "level", "metric")
+KEY_COLUMNS = ("model", "analysis_time", "region", "lead_time", "variable", "level", "metric")
 COLUMNS = (*KEY_COLUMNS, "value", "n")
+GLOBAL_REGION = "global"
 DETERMINISTIC_METRICS = ("rmse", "bias", "mae", "acc")
 ENSEMBLE_METRICS = ("crps_fair", "spread", "spread_skill")
 METRICS = DETERMINISTIC_METRICS + ENSEMBLE_METRICS
-AGGREGATE_COLUMNS = ("model", "lead_time", "variable", "level", "metric", "value", "n", "cycles")
+AGGREGATE_COLUMNS = (
+    "model",
+    "region",
+    "lead_time",
+    "variable",
+    "level",
+    "metric",
+    "value",
+    "n",
+    "cycles",
+)
 _SPATIAL_CANDIDATES = (("latitude", "longitude"), ("y", "x"))
 # Coordinates of two grids closer than this (degrees or metres) are taken as the same grid.
 GRID_TOLERANCE = 1e-6
@@ -240,6 +271,7 @@ def empty_table() -> pd.DataFrame:
         {
             "model": pd.Series(dtype=object),
             "analysis_time": pd.Series(dtype="datetime64[ns]"),
+            "region": pd.Series(dtype=object),
             "lead_time": pd.Series(dtype="timedelta64[ns]"),
             "variable": pd.Series(dtype=object),
             "level": pd.Series(dtype="int64"),
@@ -253,9 +285,12 @@ def empty_table() -> pd.DataFrame:
 def _as_table(
     rows: list[dict[str, object]], model: str, analysis_time: pd.Timestamp
 ) -> pd.DataFrame:
+    """The rows (each with its ``region``) as a table, regions in the order they were scored."""
     if not rows:
         return empty_table()
     df = pd.DataFrame(rows)
+    order = {name: i for i, name in enumerate(dict.fromkeys(df["region"]))}
+    df["_region_order"] = df["region"].map(order)
     df.insert(0, "analysis_time", pd.Timestamp(analysis_time).as_unit("ns"))
     df.insert(0, "model", model)
     df = df.astype(
@@ -267,11 +302,8 @@ def _as_table(
             "n": "int64",
         }
     )
-    return (
-        df[list(COLUMNS)]
-        .sort_values(["variable", "level", "metric", "lead_time"])
-        .reset_index(drop=True)
-    )
+    df = df.sort_values(["_region_order", "variable", "level", "metric", "lead_time"])
+    return df[list(COLUMNS)].reset_index(drop=True)
 
 
 def _climatology_for(
@@ -308,6 +340,81 @@ def _climatology_for(
     return clim, notes
 
 
+def is_limited_area(ds: xr.Dataset | xr.DataArray) -> bool:
+    """Whether ``ds`` is on a limited-area grid: projected (``y``/``x``), or a lat-lon grid
+    whose latitudes do not reach both poles (within one grid step)."""
+    dims = spatial_dims(ds)
+    if dims == ("y", "x"):
+        return True
+    lat = np.asarray(ds["latitude"].values, dtype=np.float64)
+    if lat.size < 2:
+        return True
+    step = float(np.abs(np.diff(lat)).max())
+    return bool(lat.min() > -90 + step or lat.max() < 90 - step)
+
+
+@dataclass(frozen=True)
+class ScoringRegion:
+    """A region as scored on one grid: its name and weights (None: the plain global ones)."""
+
+    name: str
+    mask: xr.DataArray | None  # True inside; None: the whole grid, no boundary zone
+    weights: xr.DataArray | None
+
+
+def scoring_regions(
+    ds: xr.Dataset,
+    regions: Sequence[str | Region] | None = None,
+    boundary_points: int = 0,
+) -> tuple[list[ScoringRegion], list[str]]:
+    """The regions to score on the grid of ``ds`` (``global`` first, then ``regions``; None:
+    the named ones), and notes on those left out: no points in the domain, or no
+    latitude/longitude to place them on a projected grid.
+
+    ``boundary_points``: on a limited-area grid (:func:`is_limited_area`), the rows and
+    columns at each edge left out of every region.
+    """
+    wanted = [get_region(r) for r in (DEFAULT_REGIONS if regions is None else regions)]
+    named = {r.name: r for r in wanted}
+    named.pop(GLOBAL_REGION, None)
+    ordered = [get_region(GLOBAL_REGION), *named.values()]
+    notes: list[str] = []
+    boundary = None
+    if boundary_points > 0 and is_limited_area(ds):
+        boundary = boundary_mask(ds, width=boundary_points, dims=spatial_dims(ds))
+        if not bool(boundary.any()):
+            raise ValueError(
+                f"a boundary zone of {boundary_points} grid points leaves no interior on this "
+                f"grid ({dict((d, ds.sizes[d]) for d in spatial_dims(ds))}); lower "
+                "WXPLAT_VERIFICATION_BOUNDARY_POINTS"
+            )
+        notes.append(f"limited-area grid: {boundary_points} grid points at each edge not scored")
+    has_coords = "latitude" in ds.coords and "longitude" in ds.coords
+    out: list[ScoringRegion] = []
+    for region in ordered:
+        if region.name == GLOBAL_REGION and boundary is None:
+            out.append(ScoringRegion(region.name, None, m.spatial_weights(ds)))
+            continue
+        if region.name == GLOBAL_REGION:
+            mask = boundary
+        elif not has_coords:
+            notes.append(f"region {region.name} not scored: the grid has no latitude/longitude")
+            continue
+        else:
+            mask = region_mask(ds, region)
+            mask = mask & boundary if boundary is not None else mask
+        if not bool(mask.any()):
+            notes.append(f"region {region.name} not scored: no grid point of the domain in it")
+            continue
+        if region.name == GLOBAL_REGION and not has_coords:
+            base = m.spatial_weights(ds)
+            weights = (xr.ones_like(mask, dtype=np.float64) if base is None else base) * mask
+        else:
+            weights = region_weights(ds, region, boundary)
+        out.append(ScoringRegion(region.name, mask, weights.astype(np.float64)))
+    return out, notes
+
+
 def verify_forecast(
     forecast: xr.Dataset,
     truth: xr.Dataset,
@@ -316,12 +423,17 @@ def verify_forecast(
     climatology: xr.Dataset | None = None,
     truth_member: int | str = 0,
     skipna: bool = False,
+    regions: Sequence[str | Region] | None = None,
+    boundary_points: int = 0,
 ) -> Verification:
     """Score one forecast (dims time=1, lead_time, [member], [level], grid) against the truth.
 
     ``truth`` holds analyses with a ``time`` dim of valid times (a ``member`` dim is reduced
     with :func:`select_truth_member`); ``climatology`` (from
     :func:`weather_assets.verification.climatology.compute_climatology`) enables ACC.
+    ``regions``: names or :class:`Region` s scored besides ``global`` (default none: the
+    verification asset passes the named ones and the configured boxes);
+    ``boundary_points``: the boundary zone of a limited-area grid (module docstring).
     """
     truth = select_truth_member(truth, truth_member)
     truth = check_compatible(forecast, truth)
@@ -336,52 +448,51 @@ def verify_forecast(
         return Verification(empty_table(), [], missing, members, ["no lead has an analysis yet"])
 
     dims = spatial_dims(fc)
-    weights = m.spatial_weights(fc)
+    areas, region_notes = scoring_regions(fc, regions or [GLOBAL_REGION], boundary_points)
+    notes.extend(region_notes)
     ensemble = MEMBER_DIM in fc.dims
-    point = fc.mean(MEMBER_DIM, skipna=False) if ensemble else fc
-    valid = fc.notnull().all(MEMBER_DIM) if ensemble else fc.notnull()
-    counts = (valid & tr.notnull()).sum(list(dims))
-    kwargs = {"skipna": skipna}
-    lazy: dict[str, xr.Dataset] = {
-        "rmse": m.rmse(point, tr, weights, dims, **kwargs),
-        "bias": m.bias(point, tr, weights, dims, **kwargs),
-        "mae": m.mae(point, tr, weights, dims, **kwargs),
-    }
+    clim = None
     if climatology is not None:
         scored_times = pd.DatetimeIndex(analysis_time + pd.to_timedelta(scored))
         clim, clim_notes = _climatology_for(climatology, fc, scored_times, dims)
         notes.extend(clim_notes)
-        if clim is not None:
-            names = list(clim.data_vars)
-            lazy["acc"] = m.acc(point[names], tr[names], clim, weights, dims, **kwargs)
     else:
         notes.append("no climatology: ACC not scored")
-    if ensemble:
-        ens = {"member_dim": MEMBER_DIM, **kwargs}
-        lazy["crps_fair"] = m.crps_fair(fc, tr, weights, dims, **ens)
-        lazy["spread"] = m.spread(fc, weights, dims, **ens)
+    lazy: dict[tuple[str, str], xr.Dataset] = {}
+    for area in areas:
+        lazy.update(_region_scores(area, fc, tr, clim, dims, ensemble, skipna))
     # One compute for everything: dask-backed inputs are read once.
     import dask  # here, not at load: only the verification step computes
 
-    results = dict(zip([*lazy, "__n__"], dask.compute(*lazy.values(), counts), strict=True))
-    n = results.pop("__n__")
-    if ensemble:
-        # From the scores just computed: "rmse" is the ensemble mean's (NaN where it is exact).
-        results["spread_skill"] = m.spread_skill(results["spread"], results["rmse"], members)
+    results = dict(zip(lazy, dask.compute(*lazy.values()), strict=True))
     rows: list[dict[str, object]] = []
-    for metric in METRICS:
-        if metric in results:
-            rows.extend(_rows(results[metric], n, metric))
+    for area in areas:
+        n = results[(area.name, "__n__")]
+        if ensemble:
+            # From the scores just computed: "rmse" is the ensemble mean's (NaN where exact).
+            results[(area.name, "spread_skill")] = m.spread_skill(
+                results[(area.name, "spread")], results[(area.name, "rmse")], members
+            )
+        for metric in METRICS:
+            if (area.name, metric) in results:
+                rows.extend(
+                    {**row, "region": area.name}
+                    for row in _rows(results[(area.name, metric)], n, metric)
+                )
     table = _as_table(rows, model, analysis_time)
     if missing:
         notes.append("no analysis yet for lead(s) " + ", ".join(format_lead(x) for x in missing))
-    points = math.prod(fc.sizes[d] for d in dims)
+    points = {
+        a.name: math.prod(fc.sizes[d] for d in dims) if a.mask is None else int(a.mask.sum())
+        for a in areas
+    }
     nan = table[table["value"].isna()]
-    holes, undefined = nan[nan["n"] < points], nan[nan["n"] == points]
+    full = nan["n"] == nan["region"].map(points)
+    holes, undefined = nan[~full], nan[full]
     if len(holes):
         notes.append(
             f"{len(holes)} score(s) are NaN because of missing values in forecast or truth "
-            f"(n < {points} grid points): {_labels(holes)}"
+            f"(n below the region's grid points): {_labels(holes)}"
         )
     if len(undefined):
         notes.append(
@@ -389,6 +500,43 @@ def verify_forecast(
             f"error, e.g. ACC against a climatology equal to the truth): {_labels(undefined)}"
         )
     return Verification(table, scored, missing, members, notes)
+
+
+def _region_scores(
+    area: ScoringRegion,
+    fc: xr.Dataset,
+    tr: xr.Dataset,
+    clim: xr.Dataset | None,
+    dims: Sequence[Hashable],
+    ensemble: bool,
+    skipna: bool,
+) -> dict[tuple[str, str], xr.Dataset]:
+    """The lazy scores of one region, keyed (region, metric), and its counts (``__n__``)."""
+    if area.mask is not None:
+        # Zero outside the region, where its weights are zero too: the weighted means are the
+        # region's, and a NaN outside it does not reach them.
+        fc, tr = fc.where(area.mask, 0.0), tr.where(area.mask, 0.0)
+        clim = clim.where(area.mask, 0.0) if clim is not None else None
+    weights, kwargs = area.weights, {"skipna": skipna}
+    point = fc.mean(MEMBER_DIM, skipna=False) if ensemble else fc
+    valid = fc.notnull().all(MEMBER_DIM) if ensemble else fc.notnull()
+    inside = valid & tr.notnull()
+    if area.mask is not None:
+        inside = inside & area.mask
+    out = {
+        "__n__": inside.sum(list(dims)),
+        "rmse": m.rmse(point, tr, weights, dims, **kwargs),
+        "bias": m.bias(point, tr, weights, dims, **kwargs),
+        "mae": m.mae(point, tr, weights, dims, **kwargs),
+    }
+    if clim is not None:
+        names = list(clim.data_vars)
+        out["acc"] = m.acc(point[names], tr[names], clim, weights, dims, **kwargs)
+    if ensemble:
+        ens = {"member_dim": MEMBER_DIM, **kwargs}
+        out["crps_fair"] = m.crps_fair(fc, tr, weights, dims, **ens)
+        out["spread"] = m.spread(fc, weights, dims, **ens)
+    return {(area.name, metric): value for metric, value in out.items()}
 
 
 def _labels(rows: pd.DataFrame) -> str:
@@ -490,6 +638,22 @@ def _root_mean_square(values: pd.Series) -> float:
     return float(np.sqrt(np.mean(np.square(values.to_numpy(dtype=np.float64)))))
 
 
+def with_region(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with a ``region`` column: a table from before regions is all ``global``."""
+    if "region" in table.columns:
+        return table
+    out = table.assign(region=GLOBAL_REGION)
+    first = [c for c in COLUMNS if c in out.columns]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def global_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The ``global`` rows of a scores table (all of a table from before regions)."""
+    if "region" not in table.columns:
+        return table
+    return table[table["region"] == GLOBAL_REGION]
+
+
 def in_window(
     table: pd.DataFrame,
     start: datetime | str | pd.Timestamp | None = None,
@@ -515,10 +679,10 @@ def aggregate_scores(
     root of the mean per-cycle square (MSE and ensemble variance averaged before the root),
     ``spread_skill`` is recomputed from those, the others are means. A NaN in any cycle makes
     the aggregate NaN (never averaged away); ``n`` sums the valid points, ``cycles`` counts
-    the cycles.
+    the cycles. Per region (a table without ``region`` is ``global``).
     """
-    df = in_window(table, start, end)
-    keys = ["model", "lead_time", "variable", "level", "metric"]
+    df = in_window(with_region(table), start, end)
+    keys = ["model", "region", "lead_time", "variable", "level", "metric"]
     if df.empty:
         return pd.DataFrame(columns=list(AGGREGATE_COLUMNS)).astype(
             {"lead_time": "timedelta64[ns]", "level": "int64", "value": "float64"}
@@ -590,7 +754,7 @@ def read_tables(locations: Sequence[str], storage_options: dict | None = None) -
                 frames.append(pd.read_parquet(fh))
     if not frames:
         raise FileNotFoundError(f"no scores tables (*.parquet) at {', '.join(locations)}")
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat([with_region(f) for f in frames], ignore_index=True)
 
 
 def aggregate_tables(

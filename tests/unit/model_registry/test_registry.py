@@ -61,8 +61,9 @@ def write(directory: Path, filename: str, data) -> Path:
 
 def test_shipped_registry_loads():
     specs = load_registry(DEFAULT_REGISTRY_DIR)
-    assert [s.name for s in specs] == ["fno-demo", "persistence"]
-    fno, pers = specs
+    assert [s.name for s in specs] == ["fno-challenger", "fno-demo", "persistence"]
+    challenger, fno, pers = specs
+    assert challenger.input_features == fno.input_features  # the demo product's challenger
     assert fno.input_features == SIM_FEATURES == pers.output_features
     assert fno.steps == 12 and fno.timestep == timedelta(hours=6)
     assert pers.artifact is None
@@ -94,7 +95,7 @@ def test_missing_sha256_is_reported_once_not_logged_per_load(tmp_path, caplog):
         (entry(colour="red"), ["'colour'", "not a known field", "valid fields are", "timestep"]),
         (
             entry(architecture="gpt"),
-            ["'architecture'", "'gpt'", "persistence, fno, sfno, container"],
+            ["'architecture'", "'gpt'", "persistence, fno, sfno, onnx, container"],
         ),
         (entry(members=0), ["'members'", "greater than or equal to 1"]),
         (entry(name="Bad Name"), ["'name'", "lowercase slug"]),

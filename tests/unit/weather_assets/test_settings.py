@@ -62,3 +62,34 @@ def test_owner_must_be_an_email_or_a_team(tmp_path):
     assert s.owners(("team:ml",)) == ["team:ml"] and s.owners() == ["ops@met.example"]
     with pytest.raises(ValueError, match="WXPLAT_OWNER"):
         load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_OWNER": "bob"})
+
+
+def test_verification_regions_and_drift_thresholds(tmp_path):
+    s = load_settings(
+        {
+            "WXPLAT_HOME": str(tmp_path),
+            "WXPLAT_VERIFICATION_REGIONS": "europe=-10,35,30,70; alps=5,43,17,49",
+            "WXPLAT_VERIFICATION_BOUNDARY_POINTS": "8",
+            "WXPLAT_DRIFT_MAX_ABS_MEAN_Z": "3",
+        }
+    )
+    assert [r.name for r in s.verification_regions] == ["europe", "alps"]
+    assert s.verification_regions[0].bbox == (-10.0, 35.0, 30.0, 70.0)
+    assert s.verification_boundary_points == 8 and s.drift_max_abs_mean_z == 3.0
+    defaults = load_settings({"WXPLAT_HOME": str(tmp_path)})
+    assert defaults.verification_regions == () and defaults.verification_boundary_points == 10
+    bad = {
+        "europe=1,2,3": "is not name=lon_min,lat_min,lon_max,lat_max",
+        "Europe=-10,35,30,70": "name",
+        "tropics=0,0,10,10": "taken by a named region",
+        "e=0,50,10,40": "lat_min 50 must be below lat_max 40",
+        "e=0,-95,10,40": "lat_min",
+    }
+    for value, message in bad.items():
+        with pytest.raises(ValueError, match="WXPLAT_VERIFICATION_REGIONS") as err:
+            load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_VERIFICATION_REGIONS": value})
+        assert message in str(err.value)
+    with pytest.raises(ValueError, match="WXPLAT_DRIFT_MIN_STD_Z.*WXPLAT_DRIFT_MAX_STD_Z"):
+        load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_DRIFT_MIN_STD_Z": "20"})
+    with pytest.raises(ValueError, match="WXPLAT_DRIFT_MAX_FRAC_BEYOND_K"):
+        load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_DRIFT_MAX_FRAC_BEYOND_K": "2"})
