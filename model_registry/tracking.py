@@ -295,3 +295,64 @@ def download_model_artifact(uri: str, dest: Path, settings: PlatformSettings | N
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(zips[0], dest)
     return dest
+
+
+def mlflow_configured(settings: PlatformSettings) -> bool:
+    """MLflow is in use here: installed, and a tracking URI set or the local store made
+    (``wxplat train --register`` or ``wxplat artifact register`` ran against it)."""
+    if not mlflow_installed():
+        return False
+    return bool(settings.mlflow_tracking_uri) or (local_store_dir(settings) / "mlflow.db").is_file()
+
+
+def champion_alias(product: str) -> str:
+    """The MLflow alias that marks a product's champion: ``champion-<product>``."""
+    return f"champion-{product}"
+
+
+def set_champion_alias(
+    settings: PlatformSettings,
+    product: str,
+    champion: tuple[str, str | None],
+    others: Iterable[str],
+) -> str | None:
+    """Point ``champion-<product>`` at the champion's model version; take it off the others.
+
+    ``champion`` is (registered model name, sha256 of the artifact the platform runs); the
+    version is the one of that model whose ``sha256`` tag is the artifact's (the newest if
+    several), so ``models:/<name>@champion-<product>`` serves exactly what the product
+    publishes. ``others`` are the product's other registered model names. Returns
+    ``"<name>/<version>"``, or None when the champion's artifact is not registered (then no
+    model of the product keeps the alias: a stale alias would name the wrong model).
+    """
+    mlflow = _mlflow()
+    c = client(settings)
+    alias = champion_alias(product)
+    name, sha256 = champion
+    version = None
+    if sha256 is not None:
+        try:
+            found = c.search_model_versions(f"name='{name}'")
+        except mlflow.exceptions.MlflowException:
+            found = []
+        matching = [int(mv.version) for mv in found if mv.tags.get("sha256") == sha256]
+        version = str(max(matching)) if matching else None
+    for model in {*others, name}:
+        if model == name and version is not None:
+            continue
+        try:
+            c.delete_registered_model_alias(model, alias)
+        except mlflow.exceptions.MlflowException:  # not registered, or no such alias
+            pass
+    if version is None:
+        return None
+    c.set_registered_model_alias(name, alias, version)
+    return f"{name}/{version}"
+
+
+def registered_name(model: str, artifact_uri: str | None) -> str:
+    """The MLflow registered model of a registry entry: the one its ``models:/`` URI names,
+    else the entry's own name (what ``wxplat artifact register`` uses by default)."""
+    if artifact_uri and is_models_uri(artifact_uri):
+        return parse_models_uri(artifact_uri).name
+    return model

@@ -220,3 +220,51 @@ def test_train_register_and_forecast_from_a_models_uri(tmp_path, mlflow_server, 
         fetch_artifact(f"models:/{MODEL}@champion", sha, tmp_path / "fresh-cache", settings)
     assert f"sha256 {tampered}" in str(err.value) and f"expects {sha}" in str(err.value)
     assert not any((tmp_path / "fresh-cache").glob("*.zip"))
+
+
+def test_the_product_champion_alias_follows_the_champion(tmp_path, mlflow_server, monkeypatch):
+    """What a promotion does where MLflow is configured: ``champion-<product>`` names the
+    version of exactly the artifact the product publishes, on one model at a time."""
+    from model_registry import tracking
+    from weather_assets.settings import load_settings
+
+    url = mlflow_server["url"]
+    monkeypatch.setenv("WXPLAT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("WXPLAT_MLFLOW_TRACKING_URI", raising=False)
+    assert not tracking.mlflow_configured(load_settings())  # nothing registered, no URI
+    monkeypatch.setenv("WXPLAT_MLFLOW_TRACKING_URI", url)
+    settings = load_settings()
+    assert tracking.mlflow_configured(settings)
+    shas = {}
+    for name, payload in (("prod-a", b"a" * 100), ("prod-b", b"b" * 100)):
+        zip_path = tmp_path / f"{name}.zip"
+        zip_path.write_bytes(payload)
+        version, shas[name] = tracking.register_artifact(settings, zip_path, name)
+        assert version == "1"
+    client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
+    alias = tracking.champion_alias("demo-product")
+
+    def holders() -> dict[str, str]:
+        out = {}
+        for name in ("prod-a", "prod-b"):
+            aliases = client.get_registered_model(name).aliases
+            if alias in aliases:
+                out[name] = str(aliases[alias])
+        return out
+
+    target = tracking.set_champion_alias(
+        settings, "demo-product", ("prod-a", shas["prod-a"]), ["prod-b"]
+    )
+    assert target == "prod-a/1" and holders() == {"prod-a": "1"}
+    # A promotion of prod-b moves it: one model holds it at a time.
+    target = tracking.set_champion_alias(
+        settings, "demo-product", ("prod-b", shas["prod-b"]), ["prod-a"]
+    )
+    assert target == "prod-b/1" and holders() == {"prod-b": "1"}
+    assert client.get_model_version_by_alias("prod-b", alias).tags["sha256"] == shas["prod-b"]
+    # A champion whose artifact is not a registered version: no model keeps a stale alias.
+    assert (
+        tracking.set_champion_alias(settings, "demo-product", ("prod-a", "0" * 64), ["prod-b"])
+        is None
+    )
+    assert holders() == {}

@@ -37,7 +37,7 @@ import pandas as pd
 from pydantic import Field
 
 from model_registry.products import ProductSpec
-from model_registry.resolve import resolve_model_config
+from model_registry.resolve import load_model_artifact, resolve_model_config
 from model_registry.spec import ModelSpec
 from resources.layout import (
     forecast_members,
@@ -327,6 +327,9 @@ def promotion_asset(
                     for d in changes[-10:]
                 )
             )
+        metadata["mlflow_alias"] = _mlflow_alias(
+            context, settings, product.name, state.champion, {m: specs[m] for m in rules.models}
+        )
         context.log.info(
             f"{product.name} as of {time_to_partition_key(as_of)}: champion {state.champion} "
             f"({metadata['decision']}: {metadata['reason']})"
@@ -334,6 +337,41 @@ def promotion_asset(
         return dg.MaterializeResult(metadata=metadata)
 
     return promotion
+
+
+def _mlflow_alias(
+    context: dg.AssetExecutionContext,
+    settings: PlatformSettings,
+    product: str,
+    champion: str,
+    specs: dict[str, ModelSpec],
+) -> str:
+    """Where MLflow is in use, ``champion-<product>`` follows the champion (what the
+    metadata says of it); an MLflow store that fails is a warning, not a failed decision."""
+    from model_registry import tracking  # mlflow itself only where it is configured
+
+    if not tracking.mlflow_configured(settings):
+        return "MLflow not configured"
+    names = {
+        m: tracking.registered_name(m, s.artifact.uri if s.artifact else None)
+        for m, s in specs.items()
+    }
+    others = [names[m] for m in specs if m != champion]
+    try:
+        loaded = load_model_artifact(specs[champion], settings)
+        target = tracking.set_champion_alias(
+            settings,
+            product,
+            (names[champion], loaded.sha256 if loaded is not None else None),
+            others,
+        )
+    except Exception as exc:  # noqa: BLE001 - the store's errors are many; the decision stands
+        context.log.warning(f"MLflow alias {tracking.champion_alias(product)} not set: {exc}")
+        return f"not set: {exc}"
+    alias = tracking.champion_alias(product)
+    if target is None:
+        return f"{alias} removed: {champion}'s artifact is not a registered model version"
+    return f"models:/{names[champion]}@{alias} -> {target}"
 
 
 def product_condition(settings: PlatformSettings, ignore: dg.AssetKey) -> dg.AutomationCondition:
