@@ -35,6 +35,7 @@ PARTS = analysis_time_partitions("2026-01-01T0000Z")
 CYCLES = ["2026-01-01T0000Z", "2026-01-01T0600Z", "2026-01-01T1200Z"]
 RAW, UP = raw_inputs_key("src"), upstream_key("src")
 FC1, FC2, FC3 = forecast_key("m1"), forecast_key("m2"), forecast_key("m3")
+FC4 = forecast_key("m4")
 VER = verification_key("m1")
 BAD_CYCLE = CYCLES[1]  # its raw inputs fail the schema check
 DASHBOARD = ROOT / "deploy" / "grafana" / "wxplat-dashboard.json"
@@ -83,6 +84,14 @@ def forecast_m1():
 def forecast_m2():
     """A Pipes model (no device reported): its pod holds the registry's 2 GPUs."""
     return dg.MaterializeResult(metadata={"bytes_written": 7, "wall_seconds": 3.0})
+
+
+@dg.asset(key=FC4, partitions_def=PARTS, deps=[RAW])
+def forecast_m4():
+    """A CPU model that measured its cost (``resources.cost``): 2 CPU-seconds in 3 s."""
+    return dg.MaterializeResult(
+        metadata={"device": "cpu", "cpu_seconds": 2.0, "bytes": 9, "wall_seconds": 3.0}
+    )
 
 
 @dg.asset(key=FC3, partitions_def=PARTS, deps=[RAW])
@@ -166,6 +175,7 @@ def _targets(source=None) -> Targets:
             Watched(FC1, "forecast", "m1", gpus=1),
             Watched(FC2, "forecast", "m2", gpus=2),
             Watched(FC3, "forecast", "m3"),
+            Watched(FC4, "forecast", "m4"),
             Watched(VER, "verification", "m1"),
         ),
         checks=(dg.AssetCheckKey(RAW, "schema"), dg.AssetCheckKey(RAW, "freshness")),
@@ -205,7 +215,8 @@ def platform(tmp_path):
         CYCLES[0]: (_scores_table(tmp_path, CYCLES[0], [6, 12, 24], regions=True), True),
         CYCLES[1]: (_scores_table(tmp_path, CYCLES[1], [6], offset=1000.0), False),
     }
-    assets = [raw_inputs, forecast_m1, forecast_m2, forecast_m3, _verification_asset(tables)]
+    assets = [raw_inputs, forecast_m1, forecast_m2, forecast_m3, forecast_m4]
+    assets.append(_verification_asset(tables))
     with dg.instance_for_test() as instance:
         for cycle in CYCLES[:2]:
             instance.report_runless_asset_event(dg.AssetMaterialization(UP, partition=cycle))
@@ -256,6 +267,9 @@ def test_exposes_what_the_instance_recorded(platform):
     assert _value(samples, "wxplat_forecast_device_seconds_total", model="m1", device="gpu") == 8
     assert _value(samples, "wxplat_forecast_device_seconds_total", model="m1", device="cpu") == 0
     assert _value(samples, "wxplat_forecast_device_seconds_total", model="m2", device="gpu") == 12
+    # measured by the step: its CPU-seconds, not its wall time
+    assert _value(samples, "wxplat_forecast_device_seconds_total", model="m4", device="cpu") == 4
+    assert _value(samples, "wxplat_forecast_device_seconds_total", model="m4", device="gpu") == 0
 
     # checks by check and severity
     schema = {"asset": "raw_inputs/src", "check": "schema"}

@@ -100,8 +100,9 @@ METRICS: tuple[Metric, ...] = (
         "wxplat_forecast_device_seconds",
         "counter",
         ("model", "device"),
-        "Device-seconds held by forecast steps: wall seconds times the GPUs of the step "
-        "(device=gpu: GPU-seconds) or wall seconds on CPU (device=cpu).",
+        "Device-seconds of forecast steps: the step's own gpu_seconds (device=gpu) or "
+        "cpu_seconds (device=cpu, CPU time) where it recorded them, else wall seconds times "
+        "the GPUs of the step, or wall seconds on the CPU.",
     ),
     # quality
     Metric(

@@ -307,10 +307,17 @@ class PlatformReader:
             state.step_count += len(steps)
             state.step_sum += sum(steps)
             state.last_step = (record.storage_id, sum(steps) / len(steps))
+        # Measured by the step (``resources.cost``) where it says so; else estimated.
+        gpu_seconds = _number(_value(metadata, "gpu_seconds"))
+        cpu_seconds = _number(_value(metadata, "cpu_seconds"))
         device = str(_value(metadata, "device") or "")
         gpus = state.watched.gpus
         on_gpu = device.startswith("cuda") or (not device and gpus > 0)
-        if on_gpu:
+        if gpu_seconds is not None:
+            state.device_seconds["gpu"] += gpu_seconds
+        elif cpu_seconds is not None:
+            state.device_seconds["cpu"] += cpu_seconds
+        elif on_gpu:
             # In-process runs use one device; pods hold the GPUs of their registry entry.
             state.device_seconds["gpu"] += wall * (max(gpus, 1) if not device else 1)
         else:
