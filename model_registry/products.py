@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model_registry.registry import RegistryError, _field
+from model_registry.registry import RegistryError, explain, read_yaml_mapping
 from model_registry.spec import NAME_PATTERN, Duration
 from weather_assets.canonical import VARIABLES
 from weather_assets.products.promotion import Rules, ScoreSelector
@@ -143,41 +142,15 @@ def products_dir(registry_dir: Path | str) -> Path:
     return Path(registry_dir).parent / "products"
 
 
-def _explain(path: Path, err: ValidationError) -> str:
-    first = err.errors()[0]
-    field = _field(first["loc"])
-    if first["type"] == "extra_forbidden":
-        valid = sorted(ProductSpec.model_fields) if len(first["loc"]) == 1 else None
-        reason = "is not a known field" + (
-            f"; valid fields are: {', '.join(valid)}" if valid else ""
-        )
-    elif first["type"] == "missing":
-        reason = "is required but missing"
-    else:
-        reason = first["msg"].removeprefix("Value error, ")
-        if "input" in first and first["type"] not in ("value_error", "assertion_error"):
-            reason += f" (got {first['input']!r})"
-    return f"{path}: field '{field}' {reason}."
-
-
 def load_product(path: Path, registered: Iterable[str] | None = None) -> ProductSpec:
     """Parse one product file; ``RegistryError`` naming the file and field when invalid
     (``registered``: the model names its champion, challengers and baseline must be among)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read the file ({exc.strerror}).") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise RegistryError(f"{path}: malformed YAML{where}.") from exc
-    if not isinstance(data, dict):
-        raise RegistryError(f"{path}: field '<entry>' must be a mapping of fields.")
+    data = read_yaml_mapping(path)
     try:
         spec = ProductSpec.model_validate(data)
     except ValidationError as exc:
-        raise RegistryError(_explain(path, exc)) from None
+        raise RegistryError(explain(path, exc, ProductSpec.model_fields)) from None
     if registered is not None:
         known = set(registered)
         for name in ("champion", "challengers", "baseline"):

@@ -6,6 +6,7 @@ can fix a broken entry without reading a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,15 +37,15 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "<entry>"
 
 
-def _explain(path: Path, err: ValidationError) -> str:
+def explain(path: Path, err: ValidationError, fields: Iterable[str]) -> str:
+    """One sentence naming the file, the first invalid field and why (``fields``: the valid
+    top-level fields, listed when an unknown one is given)."""
     first = err.errors()[0]
     field = _field(first["loc"])
     if first["type"] == "extra_forbidden":
         reason = "is not a known field"
-        parent_fields = ModelSpec.model_fields if len(first["loc"]) == 1 else None
-        if parent_fields is not None:
-            valid = sorted(k for k in parent_fields if k != "base_dir")
-            reason += f"; valid fields are: {', '.join(valid)}"
+        if len(first["loc"]) == 1:
+            reason += f"; valid fields are: {', '.join(sorted(fields))}"
     elif first["type"] == "missing":
         reason = "is required but missing"
     else:
@@ -56,9 +57,9 @@ def _explain(path: Path, err: ValidationError) -> str:
     return f"{path}: field '{field}' {reason}{extra}."
 
 
-def load_spec(path: Path, base_dir: Path | None = None) -> ModelSpec:
-    """Parse one registry YAML file into a ``ModelSpec``; raise ``RegistryError`` if invalid."""
-    path = Path(path)
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``; ``RegistryError`` naming the file (unreadable,
+    malformed at line/column, or not a mapping of fields)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -72,11 +73,19 @@ def load_spec(path: Path, base_dir: Path | None = None) -> ModelSpec:
         raise RegistryError(
             f"{path}: field '<entry>' must be a mapping of fields, got {type(data).__name__}."
         )
+    return data
+
+
+def load_spec(path: Path, base_dir: Path | None = None) -> ModelSpec:
+    """Parse one registry YAML file into a ``ModelSpec``; raise ``RegistryError`` if invalid."""
+    path = Path(path)
+    data = read_yaml_mapping(path)
     base = base_dir if base_dir is not None else project_root_for(path.parent)
     try:
         spec = ModelSpec.model_validate({**data, "base_dir": base})
     except ValidationError as exc:
-        raise RegistryError(_explain(path, exc)) from None
+        fields = (k for k in ModelSpec.model_fields if k != "base_dir")
+        raise RegistryError(explain(path, exc, fields)) from None
     # An artifact without a pinned sha256 is legal (its file digest is the data version); it
     # is reported once, by the registry report (UI check, `registry validate`), not per load.
     return spec
