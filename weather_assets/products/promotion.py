@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from weather_assets.verification.scorecard import HIGHER_IS_BETTER
+from weather_assets.verification.scores import HIGHER_IS_BETTER
 from weather_assets.verification.significance import paired_differences, ttest
 
 KEYS = ("region", "variable", "level", "lead_time")

@@ -55,6 +55,7 @@ from weather_assets.verification.scores import (
     GLOBAL_REGION,
     HEADLINE_LEADS,
     HEADLINES,
+    HIGHER_IS_BETTER,
     aggregate_scores,
     feature_label,
     format_lead,
@@ -71,7 +72,6 @@ VERSION_COLUMN = "artifact_version"
 UNVERSIONED = "default"
 CARD_COLUMNS = tuple(CARD_SCHEMA.columns)
 # Metrics where larger is better: the colour scale is flipped for them.
-HIGHER_IS_BETTER = ("acc",)
 _PAIR_KEYS = ["analysis_time", "region", "lead_time", "variable", "level"]
 _CELL_KEYS = ["region", "variable", "level", "lead_time"]
 SIGNIFICANT_MARK = "*"

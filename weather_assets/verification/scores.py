@@ -68,6 +68,7 @@ GLOBAL_REGION = "global"
 DETERMINISTIC_METRICS = ("rmse", "bias", "mae", "acc")
 ENSEMBLE_METRICS = ("crps_fair", "spread", "spread_skill")
 METRICS = DETERMINISTIC_METRICS + ENSEMBLE_METRICS
+HIGHER_IS_BETTER = ("acc",)  # the metrics where a higher score is better
 AGGREGATE_COLUMNS = (
     "model",
     "region",
