@@ -211,9 +211,13 @@ def _clock(time: Any) -> _Clock:
 
 
 def _hour_angle(c: _Clock, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Local solar hour angle (radians, 0 at local noon): local mean solar time = UTC + lon/15."""
+    """Local solar hour angle (radians, 0 at local noon): local mean solar time = UTC + lon/15.
+
+    One row (1, lon): it does not depend on latitude, so its cosine and sine are computed once
+    per longitude and broadcast over the latitudes where they are stored.
+    """
     local_hour = c.hour_utc + lon / 15.0
-    return np.broadcast_to(2 * np.pi * (local_hour - 12.0) / 24.0, (lat.size, lon.size))
+    return (2 * np.pi * (local_hour - 12.0) / 24.0)[None, :]
 
 
 def _year_angle(c: _Clock, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
