@@ -37,6 +37,10 @@ from weather_assets.products.promotion import Rules, ScoreSelector
 from weather_assets.verification.scores import METRICS
 from weather_assets.verification.significance import MIN_CYCLES
 
+# The scores a decision may rank models by: lower is better, or higher (acc). Not bias (best at
+# zero), spread or spread_skill (best at the error's size, or at 1).
+DECISION_METRICS = tuple(m for m in METRICS if m in ("rmse", "mae", "acc", "crps_fair"))
+
 
 class ScoreSpec(BaseModel):
     """One score (or a family of scores: leave a field out for every value of it)."""
@@ -51,8 +55,11 @@ class ScoreSpec(BaseModel):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, v: str) -> str:
-        if v not in METRICS:
-            raise ValueError(f"unknown metric {v!r}; valid metrics are: {', '.join(METRICS)}")
+        if v not in DECISION_METRICS:
+            raise ValueError(
+                f"metric {v!r} cannot rank models (better is neither lower nor higher); valid "
+                f"metrics are: {', '.join(DECISION_METRICS)}"
+            )
         return v
 
     @field_validator("variable")

@@ -337,6 +337,8 @@ def set_champion_alias(
             found = []
         matching = [int(mv.version) for mv in found if mv.tags.get("sha256") == sha256]
         version = str(max(matching)) if matching else None
+    if version is not None:  # set first: some model holds the alias at every moment
+        c.set_registered_model_alias(name, alias, version)
     for model in {*others, name}:
         if model == name and version is not None:
             continue
@@ -344,10 +346,7 @@ def set_champion_alias(
             c.delete_registered_model_alias(model, alias)
         except mlflow.exceptions.MlflowException:  # not registered, or no such alias
             pass
-    if version is None:
-        return None
-    c.set_registered_model_alias(name, alias, version)
-    return f"{name}/{version}"
+    return f"{name}/{version}" if version is not None else None
 
 
 def registered_name(model: str, artifact_uri: str | None) -> str:

@@ -57,25 +57,20 @@ def build_failure_sensor(webhook_url: str | None) -> dg.SensorDefinition:
     def run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
         error = context.failure_event.message if context.failure_event else None
         alert = failure_alert(context.dagster_run, error, context.get_step_failure_events())
-        context.log.error("ALERT " + json.dumps(alert, sort_keys=True))
-        if webhook_url:
-            request = urllib.request.Request(
-                webhook_url,
-                data=json.dumps(alert).encode(),
-                headers={"Content-Type": "application/json"},
-                method="POST",
-            )
-            with urllib.request.urlopen(request, timeout=10) as response:
-                response.read()
+        send_alert(context.log, alert, webhook_url, level="error")
 
     return run_failure_alerts
 
 
-def send_alert(log, alert: dict, webhook_url: str | None = None) -> str:
-    """Write an ``ALERT {json}`` line to ``log`` (a logger or Dagster's context.log) and POST
-    the document to the webhook when one is configured; returns the line."""
+def send_alert(log, alert: dict, webhook_url: str | None = None, *, level: str = "warning") -> str:
+    """Write an ``ALERT {json}`` line to ``log`` (a logger or Dagster's context.log) at
+    ``level`` and POST the document to the webhook when one is configured; returns the line.
+
+    A webhook that does not answer is a warning in the same log, not an error: the alert is
+    in the log either way, and what raised it (a published product, a decision) stands.
+    """
     line = "ALERT " + json.dumps(alert, sort_keys=True, default=str)
-    log.warning(line)
+    getattr(log, level)(line)
     if webhook_url:
         request = urllib.request.Request(
             webhook_url,
@@ -83,6 +78,9 @@ def send_alert(log, alert: dict, webhook_url: str | None = None) -> str:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+        except OSError as exc:  # refused, timed out, HTTP error status (URLError, HTTPError)
+            log.warning(f"alert webhook {webhook_url} did not take the alert: {exc}")
     return line

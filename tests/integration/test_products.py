@@ -26,7 +26,7 @@ from resources.storage import Storage
 from tests.unit.weather_assets.products.test_promotion import scores
 from tests.unit.weather_assets.verification.test_scores import persistence_forecast
 from weather_assets import paths
-from weather_assets.keys import product_key, promotion_key
+from weather_assets.keys import forecast_key, product_key, promotion_key
 from weather_assets.partitions import time_to_partition_key
 from weather_assets.products.assets import grib_relpath, product_relpath
 from weather_assets.products.grib2 import sidecar_path
@@ -102,6 +102,22 @@ def _run(defs, instance, key, partition=None, ok=True):
     return job.execute_in_process(
         instance=instance, partition_key=partition, asset_selection=[key], raise_on_error=ok
     )
+
+
+def _fail_forecast(defs, instance, model: str, cycle: datetime) -> None:
+    """Record in ``instance`` a failed run of ``forecast/<model>`` for ``cycle`` (its blocking
+    checks refused the forecast: nothing committed), as the UI shows it."""
+    key = forecast_key(model)
+    parts = defs.resolve_assets_def(key).partitions_def
+
+    @dg.asset(key=key, partitions_def=parts)
+    def refused():
+        raise ValueError("blocking check no_nans failed: the forecast was not committed")
+
+    partition = time_to_partition_key(cycle)
+    dg.materialize([refused], instance=instance, partition_key=partition, raise_on_error=False)
+    status = instance.get_status_by_partition(key, [partition], parts)
+    assert status[partition] == dg.AssetPartitionStatus.FAILED
 
 
 def _metadata(result, key) -> dict:
@@ -221,6 +237,7 @@ def test_a_champion_failing_its_checks_rolls_back_to_the_baseline(env):
     _fill(env, {"champ": 0.0, "chall": 0.3, "base": 0.5}, skip={("champ", 5)})
     defs = _defs(env)
     with dg.instance_for_test() as instance:
+        _fail_forecast(defs, instance, "champ", CYCLES[5])
         result = _run(defs, instance, product_key("test-product"), time_to_partition_key(CYCLES[5]))
         meta = _metadata(result, product_key("test-product"))
         assert meta["model"] == "base" and meta["published_as"] == "rollback"
@@ -233,6 +250,28 @@ def test_a_champion_failing_its_checks_rolls_back_to_the_baseline(env):
             product_key("test-product"),
         )
         assert nxt["model"] == "base" and nxt["champion"] == "base"
+
+
+def test_a_champion_forecast_not_there_yet_is_waited_for_not_rolled_back(env):
+    # champ's forecast of cycle 5 has not run yet (the baseline's was faster): nothing is
+    # published, nobody is alerted; once it lands, the champion's forecast is published.
+    _fill(env, {"champ": 0.0, "chall": 0.3, "base": 0.5}, skip={("champ", 5)})
+    defs = _defs(env)
+    key, partition = product_key("test-product"), time_to_partition_key(CYCLES[5])
+    with dg.instance_for_test() as instance:
+        early = _run(defs, instance, key, partition)
+        assert early.success and not early.asset_materializations_for_node(
+            key.to_python_identifier()
+        )
+        assert _alerts(instance, early) == []
+        store = Storage(env.storage_root)
+        spec = {s.name: s for s in load_registry(env.registry_dir)}["champ"]
+        store.write_zarr(
+            persistence_forecast(simulate_state(CYCLES[5]), LEADS),
+            forecast_relpath(spec, env, CYCLES[5]),
+        )
+        meta = _metadata(_run(defs, instance, key, partition), key)
+        assert meta["model"] == "champ" and meta["published_as"] == "champion"
 
 
 def test_degraded_scores_roll_back_after_k_cycles(env):

@@ -27,7 +27,7 @@ import hashlib
 import json
 import posixpath
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ from weather_assets.products.promotion import (
 from weather_assets.retries import IO_RETRY
 from weather_assets.settings import PlatformSettings
 from weather_assets.verification.automation import scorecard_condition
+from weather_assets.verification.scores import empty_table, with_region
 
 GROUP = "products"
 PROMOTION_GROUP = "promotion"  # apart: both keys of a product end with its name
@@ -113,9 +114,13 @@ class ProductInputs:
         product: ProductSpec,
         specs: dict[str, ModelSpec],
         rules: Rules,
+        status: Callable[[str, datetime], dg.AssetPartitionStatus | None] | None = None,
     ):
         self.store, self.settings, self.product, self.specs = store, settings, product, specs
         self.rules = rules
+        # The Dagster status of forecast/<model> at a cycle (None: never attempted): a missing
+        # store is a failure only when its run failed; otherwise it is not there *yet*.
+        self.status = status
         self.versions = {m: resolve_model_config(specs[m], settings) for m in rules.models}
         self._checks: dict[tuple[str, datetime], str | None] = {}
 
@@ -142,19 +147,9 @@ class ProductInputs:
                     self.store, scores_relpath(spec, self.settings, t, model_config=config)
                 )
                 if table is not None and len(table):
-                    tables.append(table)
+                    tables.append(with_region(table))  # tables from before regions: global
         if not tables:
-            return pd.DataFrame(
-                columns=[
-                    "model",
-                    "analysis_time",
-                    "lead_time",
-                    "variable",
-                    "level",
-                    "metric",
-                    "value",
-                ]
-            )
+            return empty_table()
         return pd.concat(tables, ignore_index=True)
 
     def problem(self, model: str, t: datetime) -> str | None:
@@ -169,6 +164,10 @@ class ProductInputs:
         for member in forecast_members(spec):
             relpath = store_relpath(spec, self.settings, t, config, "forecast", member)
             if not self.store.exists(relpath):
+                if self.status is not None and (
+                    self.status(model, t) != dg.AssetPartitionStatus.FAILED
+                ):
+                    return None  # not run yet, or running: nothing to roll back from
                 return (
                     f"no committed forecast (member {member}): it failed its checks or did not run"
                 )
@@ -187,6 +186,19 @@ class ProductInputs:
             checks=self.problem,
             pins=read_pins(self.store, self.product.name),
         )
+
+
+def forecast_status(
+    instance: dg.DagsterInstance, partitions_def: dg.PartitionsDefinition
+) -> Callable[[str, datetime], dg.AssetPartitionStatus | None]:
+    """``(model, t) ->`` the instance's status of ``forecast/<model>`` at cycle ``t``."""
+
+    def status(model: str, t: datetime) -> dg.AssetPartitionStatus | None:
+        key = time_to_partition_key(t)
+        found = instance.get_status_by_partition(forecast_key(model), [key], partitions_def)
+        return (found or {}).get(key)
+
+    return status
 
 
 def product_relpath(product: str, settings: PlatformSettings, t: datetime) -> str:
@@ -254,7 +266,8 @@ def promotion_asset(
     ) -> dg.MaterializeResult:
         """The product's decisions up to the latest cycle, with the table behind the latest."""
         store = storage.storage()
-        inputs = ProductInputs(store, settings, product, specs, rules)
+        status = forecast_status(context.instance, partitions_def)
+        inputs = ProductInputs(store, settings, product, specs, rules, status)
         times = [partition_key_to_time(k) for k in partitions_def.get_partition_keys()]
         if config.as_of is not None:
             as_of = paths.parse_analysis_time(config.as_of)
@@ -275,6 +288,7 @@ def promotion_asset(
         reported = set()
         if before is not None:
             reported = set(zip(before["cycle"], before["event"], before["action"], strict=True))
+        url = write_table(store, history, path)  # first: a failed alert never loses a decision
         for d, row in zip(decisions, history.itertuples(), strict=True):
             if d.changed and (row.cycle, row.event, row.action) not in reported:
                 send_alert(
@@ -282,7 +296,6 @@ def promotion_asset(
                     alert_line(product.name, d, inputs.versions),
                     settings.alert_webhook_url,
                 )
-        url = write_table(store, history, path)
         latest = next((d for d in reversed(decisions) if d.event == "verified"), None)
         table = latest.table if latest is not None else None
         metadata: dict[str, Any] = {
@@ -358,13 +371,12 @@ def _mlflow_alias(
     }
     others = [names[m] for m in specs if m != champion]
     try:
-        loaded = load_model_artifact(specs[champion], settings)
-        target = tracking.set_champion_alias(
-            settings,
-            product,
-            (names[champion], loaded.sha256 if loaded is not None else None),
-            others,
-        )
+        spec = specs[champion]
+        sha256 = spec.artifact.sha256 if spec.artifact else None
+        if spec.artifact and sha256 is None:  # not pinned in the registry: the file's digest
+            loaded = load_model_artifact(spec, settings)
+            sha256 = loaded.sha256 if loaded is not None else None
+        target = tracking.set_champion_alias(settings, product, (names[champion], sha256), others)
     except Exception as exc:  # noqa: BLE001 - the store's errors are many; the decision stands
         context.log.warning(f"MLflow alias {tracking.champion_alias(product)} not set: {exc}")
         return f"not set: {exc}"
@@ -407,6 +419,7 @@ def product_asset(
         retry_policy=IO_RETRY,
         owners=settings.owners(),
         kinds={"zarr", "grib2"},
+        output_required=False,  # nothing while the model to publish has not forecast yet
         automation_condition=product_condition(settings, promotion_key(product.name)),
         metadata={"product": product.name, "models": ", ".join(rules.models)},
         description=f"The published forecast of {product.name!r} per cycle: the champion's "
@@ -415,27 +428,33 @@ def product_asset(
     )
     def published(
         context: dg.AssetExecutionContext, storage: StorageResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         """The champion's forecast of this cycle, as zarr and GRIB2."""
         store = storage.storage()
         t = partition_key_to_time(context.partition_key)
-        inputs = ProductInputs(store, settings, product, specs, rules)
+        status = forecast_status(context.instance, partitions_def)
+        inputs = ProductInputs(store, settings, product, specs, rules, status)
         times = [partition_key_to_time(k) for k in partitions_def.get_partition_keys()]
         state, decisions = inputs.replay(sorted({*times, t}), t)
         model = published_model(state, decisions, t)
         today = [d for d in decisions if d.cycle == t and d.event == "checks"]
-        for d in today:
-            send_alert(
-                context.log,
-                alert_line(product.name, d, inputs.versions),
-                settings.alert_webhook_url,
-            )
         if model is None:
             raise dg.Failure(
                 f"nothing to publish for {product.name} at {context.partition_key}: "
                 + (today[0].reason if today else "no model passes its checks")
             )
         spec, version = specs[model], inputs.versions[model]
+        missing = [
+            m
+            for m in forecast_members(spec)
+            if not store.exists(store_relpath(spec, settings, t, version, "forecast", m))
+        ]
+        if missing:  # its forecast has not failed, it is not there yet: publish it once it is
+            context.log.info(
+                f"{product.name} {context.partition_key}: waiting for forecast/{model} "
+                f"({status(model, t) or 'not run'}); this partition runs again when it lands"
+            )
+            return
         members = [
             store.open_zarr(store_relpath(spec, settings, t, version, "forecast", m))
             for m in forecast_members(spec)
@@ -452,18 +471,26 @@ def product_asset(
         }
         forecast.attrs.update({f"wxplat_{k}": v for k, v in attrs.items()})
         zarr_rel = product_relpath(product.name, settings, t)
-        written = store.write_zarr(forecast, zarr_rel, label=f"product {product.name}")
         grib_rel = grib_relpath(product.name, settings, t)
+        # The GRIB2 is encoded before anything is written: a forecast it cannot encode leaves
+        # the published zarr and GRIB2 as they were, never one model's beside another's.
         with tempfile.TemporaryDirectory(prefix="wxplat-grib-") as tmp:
             local = Path(tmp) / posixpath.basename(grib_rel)
             write_grib2(forecast, local, attrs=attrs, bits_per_value=product.grib_bits_per_value)
             data = local.read_bytes()
             sidecar = sidecar_path(local).read_bytes()
+        written = store.write_zarr(forecast, zarr_rel, label=f"product {product.name}")
         # The sidecar first: a reader that finds the GRIB file finds what produced it.
         store.write_bytes(sidecar, grib_rel + ".json")
         grib_url = store.write_bytes(data, grib_rel)
+        for d in today:  # after the writes: an alert that fails never holds back the product
+            send_alert(
+                context.log,
+                alert_line(product.name, d, inputs.versions),
+                settings.alert_webhook_url,
+            )
         side = json.loads(sidecar)
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "product": product.name,
                 "model": model,

@@ -263,6 +263,14 @@ def _orientation(metric: str) -> float:
     return -1.0 if metric in HIGHER_IS_BETTER else 1.0
 
 
+def oriented_change(table: pd.DataFrame) -> float:
+    """Mean ``pct_difference`` of ``table``'s rows, each oriented so that negative is better
+    (an acc that rises counts as an improvement, as an rmse that falls does)."""
+    if table.empty:
+        return math.nan
+    return float((table["metric"].map(_orientation) * table["pct_difference"]).mean())
+
+
 def compare_models(
     scores: pd.DataFrame,
     candidate: str,
@@ -375,9 +383,10 @@ def promotion_verdict(table: pd.DataFrame, cycles: int, rules: Rules) -> tuple[b
     if len(worse):
         labels = ", ".join(f"{r.metric} {r.variable} {r.level}" for r in worse.head(3).itertuples())
         return False, f"significantly worse on guard score(s): {labels}"
-    mean = float(head["pct_difference"].mean())
+    mean = oriented_change(head)
     return True, (
-        f"all {len(head)} headline score(s) significantly better (mean {mean:+.1f} %), "
+        f"all {len(head)} headline score(s) significantly better (mean {mean:+.1f} %, "
+        "negative = better), "
         f"no guard score significantly worse, over {cycles} cycles"
     )
 
@@ -524,9 +533,7 @@ def _on_verified(
         )
     state = replace(state, degraded=count)
     promotable = {
-        c: float(t[t["role"] == "headline"]["pct_difference"].mean())
-        for c, (ok, _, t) in verdicts.items()
-        if ok
+        c: oriented_change(t[t["role"] == "headline"]) for c, (ok, _, t) in verdicts.items() if ok
     }
     if promotable:
         best = min(promotable, key=lambda c: (promotable[c], c))

@@ -59,6 +59,10 @@ def test_a_good_product_and_its_rules(tmp_path):
         ({"headline_scores": []}, ["field 'headline_scores'"]),
         ({"headline_scores": [{"metric": "rsme"}]}, ["field 'headline_scores.0.metric'", "rmse"]),
         ({"headline_scores": [{"variable": "t2"}]}, ["'headline_scores.0.variable'"]),
+        (
+            {"guard_scores": [{"metric": "bias"}]},
+            ["'guard_scores.0.metric'", "'bias' cannot rank models", "rmse, mae, acc"],
+        ),
         ({"window": 2}, ["field 'window'"]),
         ({"min_cycles": 9, "window": 8}, ["min_cycles 9 exceeds the window 8"]),
     ],

@@ -44,3 +44,22 @@ def test_alert_without_step_failures_has_no_cause():
     result = dg.materialize([fine])
     alert = failure_alert(result.dagster_run, None)
     assert alert["cause"] is None and alert["failed_step"] is None
+
+
+def test_a_webhook_that_does_not_answer_is_a_warning_not_an_error(caplog):
+    """The alert stays in the log and what raised it stands when the webhook is down."""
+    import logging
+    import socket
+
+    from weather_assets.alerts import send_alert
+
+    with socket.socket() as s:  # a port on 127.0.0.1 where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = logging.getLogger("test-alerts")
+    with caplog.at_level(logging.WARNING, logger="test-alerts"):
+        line = send_alert(log, {"kind": "product_rollback"}, f"http://127.0.0.1:{port}/hook")
+    assert line.startswith("ALERT ") and '"product_rollback"' in line
+    messages = [r.getMessage() for r in caplog.records]
+    assert line in messages
+    assert any("did not take the alert" in m and str(port) in m for m in messages)

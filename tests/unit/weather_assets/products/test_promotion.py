@@ -276,3 +276,15 @@ def test_replay_is_idempotent_and_a_prefix_of_later_replays():
     pd.testing.assert_frame_equal(first, again)
     earlier = decisions_table(run(table, as_of=cycles(16)[10])[1])
     pd.testing.assert_frame_equal(earlier, first.iloc[: len(earlier)].reset_index(drop=True))
+
+
+def test_the_mean_change_counts_a_higher_acc_as_better():
+    """Challengers are ranked by their mean headline change, oriented: an acc that rises by
+    5 % and an rmse that falls by 5 % are both 5 % better."""
+    import pandas as pd
+
+    from weather_assets.products.promotion import oriented_change
+
+    table = pd.DataFrame({"metric": ["rmse", "acc"], "pct_difference": [-5.0, +5.0]})
+    assert oriented_change(table) == -5.0
+    assert oriented_change(table.iloc[[1]]) == -5.0  # acc alone: better, not worse
