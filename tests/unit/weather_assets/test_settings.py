@@ -93,3 +93,11 @@ def test_verification_regions_and_drift_thresholds(tmp_path):
         load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_DRIFT_MIN_STD_Z": "20"})
     with pytest.raises(ValueError, match="WXPLAT_DRIFT_MAX_FRAC_BEYOND_K"):
         load_settings({"WXPLAT_HOME": str(tmp_path), "WXPLAT_DRIFT_MAX_FRAC_BEYOND_K": "2"})
+
+
+def test_the_named_regions_settings_refuse_are_the_regions_verification_scores():
+    """A configured box may not take a named region's name: both lists are the same one."""
+    from weather_assets.settings import NAMED_REGIONS
+    from weather_assets.verification.regions import REGIONS
+
+    assert tuple(NAMED_REGIONS) == tuple(REGIONS)
