@@ -366,3 +366,17 @@ def test_automation_publishes_after_a_forecast_and_decides_after_new_scores(env)
         )
     assert _requested(second, product_key("test-product")) == {latest}
     assert _requested(second, promotion_key("test-product")) == {"all"}
+
+
+def test_pins_recorded_at_the_same_moment_are_all_kept(tmp_path):
+    """Each pin is its own object: two operators pinning at once never lose one."""
+    from weather_assets.products.assets import read_pins, record_pin
+    from weather_assets.products.promotion import Pin
+
+    store = Storage(str(tmp_path / "storage"))
+    assert read_pins(store, "p") == []
+    pins = [Pin("pin", CYCLES[1], "chall", by="a"), Pin("unpin", CYCLES[2], by="b")]
+    pins.append(Pin("pin", CYCLES[3], "base", by="c"))
+    for p in pins:
+        record_pin(store, "p", p)
+    assert read_pins(store, "p") == pins  # all of them, in the order recorded

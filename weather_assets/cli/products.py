@@ -1,10 +1,10 @@
 """``wxplat product``: pin or unpin a product's champion by hand, show its state.
 
-A pin is a line of the product's pin log (``promotion/<product>/pins.json`` under the storage
-root), effective from a cycle on (default: the latest cycle); the promotion and product
-assets replay it with the scores (:mod:`weather_assets.products.promotion`), so a pin changes
-the products of its cycle and later ones (materialize them again to republish) and never
-those before it.
+A pin is an entry of the product's pin log (one object under ``promotion/<product>/pins/`` in
+the storage root, so that two operators never overwrite each other's), effective from a cycle
+on (default: the latest cycle); the promotion and product assets replay it with the scores
+(:mod:`weather_assets.products.promotion`), so a pin changes the products of its cycle and
+later ones (materialize them again to republish) and never those before it.
 """
 
 from __future__ import annotations
@@ -53,12 +53,9 @@ def _from_cycle(settings, text: str | None) -> datetime:
 
 
 def _append(storage, product: str, pin) -> None:
-    from weather_assets import paths
-    from weather_assets.products.assets import PINS_FILE, read_pins
-    from weather_assets.products.promotion import pins_to_json
+    from weather_assets.products.assets import record_pin
 
-    pins = [*read_pins(storage, product), pin]
-    storage.write_bytes(pins_to_json(pins), paths.promotion_path(product, PINS_FILE))
+    record_pin(storage, product, pin)
 
 
 @app.command("pin")

@@ -3,7 +3,7 @@
 Both replay the product's state (:func:`weather_assets.products.promotion.replay`) from what
 is in storage: the per-cycle scores of its models (their current artifacts), whether the
 champion's forecast of a cycle exists and has the registry's layout, and the operator's pin
-log (``promotion/<product>/pins.json``, written by ``wxplat product pin``). Nothing else
+log (``promotion/<product>/pins/``, one object per ``wxplat product pin``). Nothing else
 (no wall clock, no instance records) enters a decision, so re-running gives the same one.
 
 - ``promotion/<product>`` (unpartitioned, one materialization per decision, after new
@@ -27,8 +27,9 @@ import hashlib
 import json
 import posixpath
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ from weather_assets.products.promotion import (
     alert_line,
     decisions_table,
     pins_from_json,
+    pins_to_json,
     published_model,
     replay,
     table_markdown,
@@ -75,7 +77,8 @@ GROUP = "products"
 PROMOTION_GROUP = "promotion"  # apart: both keys of a product end with its name
 PROMOTION_CODE_VERSION = "1"
 PRODUCT_CODE_VERSION = "1"
-PINS_FILE = "pins.json"
+PINS_FILE = "pins.json"  # a whole log in one list (read first)
+PINS_DIR = "pins"  # one object per pin, as wxplat product pin records them
 DECISIONS_FILE = "decisions.parquet"
 
 
@@ -84,8 +87,27 @@ DECISIONS_FILE = "decisions.parquet"
 
 
 def read_pins(store: Storage, product: str) -> list[Pin]:
-    """The operator's pin log of a product (empty when nobody pinned)."""
-    return pins_from_json(store.read_bytes(paths.promotion_path(product, PINS_FILE)))
+    """The operator's pin log of a product, in the order recorded (empty when nobody pinned).
+
+    Each ``wxplat product pin``/``unpin`` is its own object under ``pins/``, named by the
+    time it was recorded (microseconds) and a random suffix, so operators pinning at the
+    same moment never overwrite each other's entries; a ``pins.json`` list comes first.
+    """
+    pins = pins_from_json(store.read_bytes(paths.promotion_path(product, PINS_FILE)))
+    folder = paths.promotion_path(product, PINS_DIR)
+    for name in store.list_dir(folder):  # sorted: recorded-at order
+        if name.endswith(".json"):
+            pins += pins_from_json(store.read_bytes(posixpath.join(folder, name)))
+    return pins
+
+
+def record_pin(store: Storage, product: str, pin: Pin) -> str:
+    """Add ``pin`` to the product's pin log (one new object, nothing rewritten); its URL."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    name = f"{stamp}-{uuid.uuid4().hex[:8]}.json"
+    return store.write_bytes(
+        pins_to_json([pin]), posixpath.join(paths.promotion_path(product, PINS_DIR), name)
+    )
 
 
 def _model_dir(spec: ModelSpec, settings: PlatformSettings, config: str) -> str:
