@@ -197,6 +197,27 @@ def _steps(
         yield step, state, _time.perf_counter() - t0
 
 
+def _prepare(
+    x0: torch.Tensor,
+    model: torch.nn.Module,
+    stats: xr.Dataset,
+    features: Sequence[str],
+    device: str | torch.device | None,
+    forcings: Sequence[str],
+    times: Any,
+    latitude: Sequence[float] | None,
+    longitude: Sequence[float] | None,
+    what: str,
+) -> tuple[tuple[str, ...], Any, torch.device, torch.nn.Module, tuple[torch.Tensor, ...]]:
+    """What both rollouts check and set up before any compute: the forcings and their grid,
+    finite inputs, the device, the model on it and the statistics as tensors there."""
+    forcings = check_forcings(forcings)
+    grid = _forcing_grid(forcings, times, latitude, longitude, tuple(x0.shape[-2:]), what)
+    check_finite(x0.detach().cpu().numpy(), features)  # before any model compute
+    dev = select_device(device)
+    return forcings, grid, dev, model.to(dev).eval(), _stat_tensors(stats, features, dev)
+
+
 def rollout(
     x0_norm: torch.Tensor | np.ndarray,
     model: torch.nn.Module,
@@ -241,14 +262,10 @@ def rollout(
         raise ValueError(
             f"initial state must be ({n0}, {len(features)}, lat, lon), got {tuple(x0.shape)}"
         )
-    forcings = check_forcings(forcings)
-    grid = _forcing_grid(
-        forcings, analysis_time, latitude, longitude, tuple(x0.shape[-2:]), "analysis_time"
-    )
-    check_finite(x0.detach().cpu().numpy(), features)  # before any model compute
-    dev = select_device(device)
-    model = model.to(dev).eval()
-    stat = _stat_tensors(stats, features, dev)
+    forcings, grid, dev, model, stat = _prepare(
+        x0, model, stats, features, device, forcings, analysis_time, latitude, longitude,
+        "analysis_time",
+    )  # fmt: skip
     mean, std = stat[0], stat[1]
     with torch.inference_mode():
         if first_step:  # the stored physical state, standardized as the step after it did
@@ -324,14 +341,10 @@ def rollout_cycles(
     cycles = int(x0.shape[0])
     if analysis_times is not None and len(analysis_times) != cycles:
         raise ValueError(f"{len(analysis_times)} analysis times for {cycles} initial states")
-    forcings = check_forcings(forcings)
-    grid = _forcing_grid(
-        forcings, analysis_times, latitude, longitude, tuple(x0.shape[-2:]), "analysis_times"
-    )
-    check_finite(x0.detach().cpu().numpy(), features)  # before any model compute
-    dev = select_device(device)
-    model = model.to(dev).eval()
-    stat = _stat_tensors(stats, features, dev)
+    forcings, grid, dev, model, stat = _prepare(
+        x0, model, stats, features, device, forcings, analysis_times, latitude, longitude,
+        "analysis_times",
+    )  # fmt: skip
     mean, std = stat[0], stat[1]
     with torch.inference_mode():
         x0 = x0.to(dev, torch.float32)
