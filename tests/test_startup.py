@@ -28,6 +28,7 @@ STEP_ONLY = (
     "dask",
     "matplotlib",
     "scipy",
+    "pandera",
     "hypothesis",
 )
 PROBE = f"""

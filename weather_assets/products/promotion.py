@@ -35,7 +35,7 @@ Rules (:class:`Rules`, all thresholds from the product declaration):
   degradation rollback changes it. A pinned model whose forecast fails its checks is replaced
   for that cycle only (``fallback``), the pin stays.
 
-Scores tables have the columns of :data:`weather_assets.verification.schemas.SCORES_SCHEMA`
+Scores tables have the columns of :data:`weather_assets.verification.schemas.SCORES_TABLE`
 (``model``, ``analysis_time``, ``lead_time``, ``variable``, ``level``, ``metric``,
 ``value``), optionally ``region``: with it, only the rules' ``regions`` (default
 ``global``) count.

@@ -19,10 +19,9 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pandera.pandas as pa
 import xarray as xr
 
-from weather_assets.verification.schemas import CARD_SCHEMA, SCORES_SCHEMA
+from weather_assets.verification.schemas import CARD_TABLE, SCORES_TABLE, TableSpec
 from weather_assets.verification.scores import (
     COLUMNS,
     HEADLINE_LEADS,
@@ -106,18 +105,16 @@ def table_version(table: pd.DataFrame) -> str:
     return hashlib.sha256(hashes.tobytes()).hexdigest()[:16]
 
 
-def table_schema(
-    schema: pa.DataFrameSchema, order: tuple[str, ...] | None = None
-) -> dg.TableSchema:
-    """A pandera schema as the UI's column schema: every column with its type and description."""
-    names = list(order) if order is not None else list(schema.columns)
+def table_schema(table: TableSpec, order: tuple[str, ...] | None = None) -> dg.TableSchema:
+    """A table spec as the UI's column schema: every column with its type and description."""
+    names = list(order) if order is not None else list(table.columns)
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name,
-                str(schema.columns[name].dtype),
-                description=schema.columns[name].description,
-                constraints=dg.TableColumnConstraints(nullable=bool(schema.columns[name].nullable)),
+                table.columns[name].dtype,
+                description=table.columns[name].description,
+                constraints=dg.TableColumnConstraints(nullable=table.columns[name].nullable),
             )
             for name in names
         ]
@@ -126,12 +123,12 @@ def table_schema(
 
 def column_schema() -> dg.TableSchema:
     """The scores table's columns, for the UI (``dagster/column_schema``)."""
-    return table_schema(SCORES_SCHEMA, COLUMNS)
+    return table_schema(SCORES_TABLE, COLUMNS)
 
 
 def card_column_schema() -> dg.TableSchema:
     """The scorecard table's columns, for the UI (``dagster/column_schema``)."""
-    return table_schema(CARD_SCHEMA)
+    return table_schema(CARD_TABLE)
 
 
 def verification_metadata(

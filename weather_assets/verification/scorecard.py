@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from weather_assets.verification.regions import DEFAULT_REGIONS
-from weather_assets.verification.schemas import CARD_SCHEMA
+from weather_assets.verification.schemas import CARD_TABLE
 from weather_assets.verification.scores import (
     GLOBAL_REGION,
     HEADLINE_LEADS,
@@ -70,7 +70,7 @@ VERSION_COLUMN = "artifact_version"
 # The version of scores without one (models without an artifact; the same string as
 # model_registry.resolve.DEFAULT_MODEL_CONFIG, which this pure module does not import).
 UNVERSIONED = "default"
-CARD_COLUMNS = tuple(CARD_SCHEMA.columns)
+CARD_COLUMNS = tuple(CARD_TABLE.columns)
 # Metrics where larger is better: the colour scale is flipped for them.
 _PAIR_KEYS = ["analysis_time", "region", "lead_time", "variable", "level"]
 _CELL_KEYS = ["region", "variable", "level", "lead_time"]
@@ -116,7 +116,7 @@ def version_label(model: str, version: str, current: Mapping[str, str] | None) -
 
 def empty_card() -> pd.DataFrame:
     """A scorecard without rows, with the schema's dtypes."""
-    dtypes = {name: str(col.dtype) for name, col in CARD_SCHEMA.columns.items()}
+    dtypes = {name: col.dtype for name, col in CARD_TABLE.columns.items()}
     return pd.DataFrame(
         {
             name: pd.Series(dtype=object if dtype == "str" else dtype)
@@ -188,7 +188,7 @@ def scorecard_table(
     current: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Tidy scorecard: one row per model (not the baseline), artifact version, variable, level
-    and lead time (:data:`~weather_assets.verification.schemas.CARD_SCHEMA`).
+    and lead time (:data:`~weather_assets.verification.schemas.CARD_TABLE`).
 
     ``table`` holds per-cycle scores, with an ``artifact_version`` column when they come
     from several artifacts; ``current`` maps a model to the version the registry runs now

@@ -44,7 +44,7 @@ the interval is a deterministic function of ``d`` and ``seed``.
 
 ``compare(d)`` runs the t-test and the bootstrap; ``significant`` is the t-test's verdict
 (``p < alpha``). ``significance_table(scores, model, baseline)`` does it for every key of a
-per-cycle scores table (see ``schemas.SCORES_SCHEMA``).
+per-cycle scores table (see ``schemas.SCORES_TABLE``).
 
 NaNs in ``d`` (a cycle where either score is missing) are dropped before anything else; the
 series then has gaps that the autocorrelation estimate ignores. Fewer than 3 differences give a

@@ -23,7 +23,7 @@ from weather_assets.verification.report import (
     significant,
     verification_metadata,
 )
-from weather_assets.verification.schemas import CARD_SCHEMA
+from weather_assets.verification.schemas import CARD_TABLE
 from weather_assets.verification.scorecard import (
     choose_headline,
     trend_figure,
@@ -166,7 +166,7 @@ def test_column_schemas_describe_every_column():
     scores = column_schema()
     assert [c.name for c in scores.columns] == list(COLUMNS)
     card = card_column_schema()
-    assert [c.name for c in card.columns] == list(CARD_SCHEMA.columns)
+    assert [c.name for c in card.columns] == list(CARD_TABLE.columns)
     for column in [*scores.columns, *card.columns]:
         assert column.description, column.name
     value = {c.name: c for c in scores.columns}["value"]

@@ -17,7 +17,7 @@ from resources.storage import Storage, StorageResource
 from weather_assets import paths
 from weather_assets.keys import SCORECARD_KEY
 from weather_assets.partitions import analysis_time_partitions
-from weather_assets.verification.schemas import CARD_SCHEMA
+from weather_assets.verification.schemas import card_schema
 from weather_assets.verification.scorecard import (
     CARD_COLUMNS,
     paired_cycles,
@@ -141,7 +141,7 @@ def test_card_keeps_both_versions_labelled_and_marks_the_current(versioned):
     period = recent_scores(store, settings, _specs(), _cycles(8), period_days=7.0)
     card = scorecard_table(period.table, baseline="persistence", current=CURRENT)
     assert list(card.columns) == list(CARD_COLUMNS)
-    CARD_SCHEMA.validate(card)
+    card_schema().validate(card)
     by_version = {v: sub for v, sub in card.groupby("artifact_version")}
     assert set(by_version) == {"v1", "v2"}
     assert by_version["v2"]["current"].all() and not by_version["v1"]["current"].any()

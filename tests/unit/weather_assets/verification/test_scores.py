@@ -14,7 +14,7 @@ from weather_assets.cli import app
 from weather_assets.simulator import Grid, simulate_state
 from weather_assets.verification import metrics as m
 from weather_assets.verification.climatology import compute_climatology
-from weather_assets.verification.schemas import AGGREGATE_SCHEMA, validate_scores
+from weather_assets.verification.schemas import aggregate_schema, validate_scores
 from weather_assets.verification.scores import (
     SURFACE_LEVEL,
     aggregate_scores,
@@ -282,7 +282,7 @@ def _cycles(n: int = 3) -> tuple[pd.DataFrame, list[xr.Dataset], list[xr.Dataset
 
 def test_aggregate_rmse_is_root_of_mean_mse_and_means_for_the_rest():
     table, forecasts, truths = _cycles(3)
-    agg = AGGREGATE_SCHEMA.validate(aggregate_scores(table))
+    agg = aggregate_schema().validate(aggregate_scores(table))
     assert (agg["cycles"] == 3).all()
     # Against metrics.rmse with time_dims over the three cycles, computed from the data.
     fc = xr.concat([f.isel(time=0, drop=True).drop_vars("valid_time") for f in forecasts], "cycle")
