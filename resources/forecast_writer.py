@@ -14,19 +14,17 @@ staging (``resources.storage.Storage.staged_zarrs``) discards it, or keeps it fo
 resume (below). Outputs are chosen by name from ``OUTPUTS`` (``forecast_output("zarr", ...)``).
 
 ``ZarrForecastOutput`` writes the platform's forecast stores in the platform's one zarr
-format (``resources.storage.ZARR_FORMAT``) with consolidated metadata, the store's
-"complete" marker. At ``open`` it lays the whole forecast out once: the metadata and
-coordinates of a lazy template (``xarray.Dataset.to_zarr(compute=False)``) are laid out in
-memory and written as plain files (zarr's local store writes each through a temporary file
-and a rename, which cost more than the rest of the layout; one layout serves every member's
-store). Each lead time is then one chunk per variable (and member), encoded with the
-array's own codec and written straight to the store's files (one file write per chunk on
-local disk, concurrent PUTs on object stores), without zarr's per-call machinery, which
-cost ten times the encoding itself. A chunk needs no atomic rename: nobody reads the store
-before ``close`` consolidates it, and a chunk cut short by a kill belongs to a lead time
-that the journal does not count yet, so a resume rewrites it. The store is identical,
-metadata and bytes, to zarr's own writes (tested file by file) and to ``to_zarr`` of the
-whole computed forecast. Stores given as zarr store objects are written through zarr's API.
+format (``resources.zarr_files.ZARR_FORMAT``) with consolidated metadata, the store's
+"complete" marker, through :mod:`resources.zarr_files`: at ``open`` it lays the whole
+forecast out once from a lazy template (``forecast_template``; one layout serves every
+member's store), then each lead time is one chunk per variable (and member), encoded with
+the array's own codec and written straight to the store's files (one file write per chunk
+on local disk, concurrent PUTs on object stores). A chunk needs no atomic rename: nobody
+reads the store before ``close`` consolidates it, and a chunk cut short by a kill belongs to
+a lead time that the journal does not count yet, so a resume rewrites it. The store is
+identical, metadata and bytes, to zarr's own writes (tested file by file) and to
+``to_zarr`` of the whole computed forecast. Stores given as zarr store objects are written
+through zarr's API.
 
 **Resuming.** After each lead time whose chunks are all written, the output records the
 number of complete leading lead times in a small journal inside the store
@@ -47,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import posixpath
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
@@ -58,7 +55,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resources.storage import COMPLETE_MARKER, PROGRESS, ZARR_FORMAT
+from resources.storage import PROGRESS
+from resources.zarr_files import ZARR_FORMAT, ChunkCodec, ZarrFiles, layout_docs
 from weather_assets.forecast.dataset import (
     ForecastLayout,
     forecast_encoding,
@@ -68,8 +66,7 @@ from weather_assets.forecast.dataset import (
 from weather_assets.forecast.rollout import RolloutStep
 
 if TYPE_CHECKING:
-    import fsspec
-    import zarr
+    pass
 
 # Lead times handed to the writer threads and not yet written: with the one being computed,
 # the host holds at most this many + 1 states of the forecast.
@@ -111,145 +108,36 @@ class ForecastOutput(ABC):
 
 @dataclass
 class _Chunks:
-    """How one zarr array's chunks are encoded and named (format 2: ``name/0.k.0.0``)."""
+    """One zarr array of the forecast: where its values are in the state, and its chunks
+    (format 2: ``name/0.k.0.0``, one per lead time and member)."""
 
-    name: str
+    codec: ChunkCodec
     index: np.ndarray  # into the state's features (see ``variable_features``)
-    separator: str
-    compressor: Any
-    filters: tuple[Any, ...]
-    dtype: np.dtype
-    fill_nan: bool
-    fill_value: Any
     trailing: int  # zero chunk coordinates after (time, lead_time[, member])
-    nbytes: int  # of one member's values (the chunk's raw size)
-
-    def key(self, k: int, member: int | None) -> str:
-        coords = [0, k] + ([] if member is None else [member]) + [0] * self.trailing
-        return f"{self.name}/{self.separator.join(map(str, coords))}"
-
-    def encode(self, values: np.ndarray) -> bytes | memoryview | None:
-        """The chunk's bytes exactly as zarr's format-2 codec writes them; None when the
-        chunk is all fill value (zarr then writes nothing: ``write_empty_chunks=False``)."""
-        chunk = np.ascontiguousarray(values, dtype=self.dtype)
-        if self.fill_nan:
-            if np.isnan(chunk.flat[0]) and np.isnan(chunk).all():
-                return None
-        elif self.fill_value is not None and (chunk == self.fill_value).all():
-            return None
-        for f in self.filters:
-            chunk = f.encode(chunk)
-        if self.compressor is None:
-            return memoryview(np.ascontiguousarray(chunk).reshape(-1).view(np.uint8))
-        from numcodecs.compat import ensure_bytes
-
-        return ensure_bytes(self.compressor.encode(chunk))
-
-
-class _Store:
-    """One output store: its zarr group, its chunk layout and where its files go."""
-
-    def __init__(self, store: Any, storage_options: dict[str, Any] | None) -> None:
-        self.store = store
-        self.fs: fsspec.AbstractFileSystem | None = None
-        self.root = ""
-        self.local = False
-        if isinstance(store, str | os.PathLike):
-            import fsspec
-
-            self.fs, self.root = fsspec.core.url_to_fs(str(store), **(storage_options or {}))
-            protocols = (
-                (self.fs.protocol,) if isinstance(self.fs.protocol, str) else self.fs.protocol
-            )
-            self.local = "file" in protocols
-        self.storage_options = storage_options
-        self.docs: dict[str, bytes] | None = None  # the metadata this run laid out
-        self.chunks: list[_Chunks] = []
-        self._group: zarr.Group | None = None
-        self._dirs: set[str] = set()
-        self._journal_fd: int | None = None
 
     @property
-    def direct(self) -> bool:
-        """Whether chunks and the journal are written as files (else through zarr's API)."""
-        return self.fs is not None
+    def name(self) -> str:
+        return self.codec.name
 
-    def path(self, key: str) -> str:
-        return posixpath.join(self.root, key)
+    @property
+    def nbytes(self) -> int:
+        """Raw bytes of one member's values (one chunk)."""
+        return self.codec.nbytes
 
-    def group(self) -> zarr.Group:
-        """The store as a zarr group (opened once, when zarr's API is needed)."""
-        if self._group is None:
-            import zarr
+    def key(self, k: int, member: int | None) -> str:
+        return self.codec.key((0, k, *([] if member is None else [member]), *[0] * self.trailing))
 
-            extra = {"storage_options": self.storage_options} if self.storage_options else {}
-            self._group = zarr.open_group(self.store, mode="r+", zarr_format=ZARR_FORMAT, **extra)
-        return self._group
+    def encode(self, values: np.ndarray) -> bytes | memoryview | None:
+        return self.codec.encode(values)
 
-    def lay_out(self, docs: dict[str, bytes]) -> None:
-        """Replace whatever the store holds with ``docs`` (metadata and coordinates)."""
-        assert self.fs is not None
-        if self.fs.exists(self.root):
-            self.fs.rm(self.root, recursive=True)
-        if self.local:
-            os.makedirs(self.root, exist_ok=True)
-            self._dirs.add(self.root.rstrip("/"))
-        self.put(list(docs.items()))
-        self.docs = docs
 
-    def array_metadata(self, name: str) -> dict:
-        """An array's format-2 metadata (``.zarray``) as a dict."""
-        if self.docs is not None:
-            return json.loads(self.docs[f"{name}/.zarray"])
-        if self.direct:
-            meta = self.read_json(f"{name}/.zarray")
-            if meta is None:
-                raise FileNotFoundError(f"no array {name!r} in {self.store}")
-            return meta
-        return self.group()[name].metadata.to_dict()
+class _Store(ZarrFiles):
+    """One output store: its files, its chunk layout and its progress journal."""
 
-    def consolidate(self) -> None:
-        """Write the consolidated metadata (``.zmetadata``): the store is complete."""
-        import zarr
-
-        if self.docs is None:
-            zarr.consolidate_metadata(self.group().store, zarr_format=ZARR_FORMAT)
-            return
-        # What zarr writes, computed from the metadata laid out (chunks change none of it).
-        memory: dict = {}
-        store = zarr.storage.MemoryStore(memory)
-        prototype = zarr.core.buffer.default_buffer_prototype()
-        for key, data in self.docs.items():
-            memory[key] = prototype.buffer.from_bytes(data)
-        zarr.consolidate_metadata(store, zarr_format=ZARR_FORMAT)
-        added = {k: v.to_bytes() for k, v in memory.items() if self.docs.get(k) != v.to_bytes()}
-        last = added.pop(COMPLETE_MARKER)
-        self.put([*added.items(), (COMPLETE_MARKER, last)])  # the marker last
-
-    def put(self, items: list[tuple[str, bytes | memoryview | None]]) -> None:
-        """Write (or, for None, delete) these keys."""
-        if self.local:
-            for key, data in items:
-                path = self.path(key)
-                if data is None:
-                    if os.path.exists(path):
-                        os.remove(path)
-                    continue
-                parent = posixpath.dirname(path)
-                if parent not in self._dirs:
-                    os.makedirs(parent, exist_ok=True)
-                    self._dirs.add(parent)
-                with open(path, "wb") as f:  # no rename: nobody reads the store before
-                    f.write(data)  # close, and a chunk cut short by a kill belongs to a
-                    # lead time the journal does not count yet, so a resume rewrites it
-            return
-        assert self.fs is not None
-        present = {self.path(k): bytes(d) for k, d in items if d is not None}
-        if present:
-            self.fs.pipe(present)  # one call: object stores upload them concurrently
-        for key, data in items:
-            if data is None and self.fs.exists(self.path(key)):
-                self.fs.rm_file(self.path(key))
+    def __init__(self, store: Any, storage_options: dict[str, Any] | None) -> None:
+        super().__init__(store, storage_options)
+        self.chunks: list[_Chunks] = []
+        self._journal_fd: int | None = None
 
     def record(self, data: bytes) -> None:
         """Replace the progress journal with ``data``.
@@ -273,21 +161,6 @@ class _Store:
             self._journal_fd = None
         if remove:
             self.remove(PROGRESS)
-
-    def read_json(self, key: str) -> dict | None:
-        if not self.direct:
-            return None
-        assert self.fs is not None
-        try:
-            return json.loads(self.fs.cat_file(self.path(key)))
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def remove(self, key: str) -> None:
-        if self.direct:
-            assert self.fs is not None
-            if self.fs.exists(self.path(key)):
-                self.fs.rm_file(self.path(key))
 
 
 class ZarrForecastOutput(ForecastOutput):
@@ -354,7 +227,7 @@ class ZarrForecastOutput(ForecastOutput):
                     )
                     continue
                 if docs is None:  # the same for every member's store
-                    docs = _layout_docs(template, encoding)
+                    docs = layout_docs(template, encoding)
                 out.lay_out(docs)
         for out in self._outs:
             out.chunks = [
@@ -524,54 +397,13 @@ class ZarrForecastOutput(ForecastOutput):
 
 def _chunks_of(name: str, meta: dict, index: np.ndarray, ensemble: bool) -> _Chunks:
     """The chunk layout of array ``name`` from its format-2 metadata (``.zarray``)."""
-    import numcodecs
-
     per_chunk = 3 if ensemble else 2  # (time, lead_time[, member]) have chunks of one
-    shape, chunks = tuple(meta["shape"]), tuple(meta["chunks"])
-    if meta.get("order", "C") != "C" or chunks != (1,) * per_chunk + shape[per_chunk:]:
+    codec = ChunkCodec.of(name, meta)
+    if codec.chunks != (1,) * per_chunk + codec.shape[per_chunk:]:
         raise ValueError(
-            f"{name}: expected C-order chunks of one lead time, got {chunks} "
-            f"({meta.get('order')}) for shape {shape}"
+            f"{name}: expected chunks of one lead time, got {codec.chunks} for shape {codec.shape}"
         )
-    dtype = np.dtype(meta["dtype"])
-    fill = meta.get("fill_value")
-    if isinstance(fill, str):  # JSON's NaN and infinities
-        fill = float(fill.replace("Infinity", "inf"))
-    fill_nan = fill is not None and np.isnan(dtype.type(fill)) if dtype.kind == "f" else False
-    compressor = meta.get("compressor")
-    return _Chunks(
-        name=name,
-        index=index,
-        separator=meta.get("dimension_separator") or ".",
-        compressor=None if compressor is None else numcodecs.get_codec(compressor),
-        filters=tuple(numcodecs.get_codec(f) for f in meta.get("filters") or ()),
-        dtype=dtype,
-        fill_nan=fill_nan,
-        fill_value=None if fill_nan or fill is None else dtype.type(fill),
-        trailing=len(shape) - per_chunk,
-        nbytes=int(np.prod(shape[per_chunk:])) * dtype.itemsize,
-    )
-
-
-def _layout_docs(template: Any, encoding: dict) -> dict[str, bytes]:
-    """The files ``template.to_zarr(compute=False)`` lays out, as {key: bytes}.
-
-    Laid out in memory (``zarr.storage.MemoryStore``) and written as plain files after:
-    zarr's local store writes each file through a temporary file and a rename, which cost
-    more than everything else of a forecast's layout.
-    """
-    import zarr
-
-    memory: dict = {}
-    template.to_zarr(
-        zarr.storage.MemoryStore(memory),
-        mode="w",
-        compute=False,
-        consolidated=False,
-        zarr_format=ZARR_FORMAT,
-        encoding=encoding,
-    )
-    return {key: value.to_bytes() for key, value in memory.items()}
+    return _Chunks(codec=codec, index=index, trailing=len(codec.shape) - per_chunk)
 
 
 def _signature(layout: ForecastLayout, run_key: str, n_stores: int) -> str:

@@ -66,9 +66,8 @@ import xarray as xr
 from pydantic import Field
 
 from resources.processes import pid_alive
+from resources.zarr_files import COMPLETE_MARKER, ZARR_FORMAT, write_dataset
 
-ZARR_FORMAT = 2
-COMPLETE_MARKER = ".zmetadata"
 STAGING = ".staging"
 LEASE = "LEASE.json"
 JOURNAL = "COMMIT.json"
@@ -399,21 +398,26 @@ class Storage:
         the copy into dask (see :func:`_with_chunks`).
 
         In-memory datasets are hashed in a thread while they are written (hashlib and the
-        codecs release the GIL); data that must be computed or read (dask, lazy files) is
-        hashed first, so that nothing is computed twice at the same time.
+        codecs release the GIL), their data variables chunk by chunk as plain files
+        (:func:`resources.zarr_files.write_dataset`: the same files as ``to_zarr``, without
+        zarr's per-chunk machinery, one encoded chunk in memory at a time); data that must
+        be computed or read (dask, lazy files) is hashed first, so that nothing is computed
+        twice at the same time, and written by xarray.
         """
         relpaths = list(datasets)
         values = list(datasets.values())
         encodings = [_with_chunks(ds, chunks, encoding) for ds in values]
         with ThreadPoolExecutor(1, thread_name_prefix="wxplat-checksum") as pool:
-            if all(_in_memory(ds) for ds in values):
+            in_memory = all(_in_memory(ds) for ds in values)
+            if in_memory:
                 hashing = pool.submit(lambda: [dataset_checksum(ds) for ds in values])
             else:
                 hashing = Future()
                 hashing.set_result([dataset_checksum(ds) for ds in values])
             with self.staged_zarrs(relpaths, label=label) as urls:
                 for ds, url, enc in zip(values, urls, encodings, strict=True):
-                    to_zarr(ds, url, self.storage_options, encoding=enc)
+                    if not (in_memory and write_dataset(ds, url, self.storage_options, enc)):
+                        to_zarr(ds, url, self.storage_options, encoding=enc)
                 checksums = hashing.result()
                 if validate is not None:
                     staged = [open_zarr_url(url, self.storage_options) for url in urls]
