@@ -59,6 +59,7 @@ from pydantic import (
 
 from model_registry.architectures import names_where
 from model_registry.onnx_contract import ONNX_MODEL, parse_contract
+from model_registry.registry import load_yaml
 from model_registry.spec import Duration, format_duration
 from weather_assets.forecast.normalize import check_forcings
 
@@ -527,7 +528,7 @@ def _read_manifest(zf: zipfile.ZipFile, path: Path, max_entry_bytes: int) -> Man
     buf = io.BytesIO()
     _stream_entry(zf, info, path, buf, min(max_entry_bytes, MAX_MANIFEST_BYTES))
     try:
-        data = yaml.safe_load(buf.getvalue())
+        data = load_yaml(buf.getvalue())
         return Manifest.model_validate(data)
     except yaml.YAMLError as exc:
         raise ArtifactError(f"{path}: {MANIFEST} is not valid YAML ({exc})") from None
@@ -579,7 +580,8 @@ def _load_weights(weights: Path, path: Path) -> dict[str, torch.Tensor]:
 
 def _load_stats(store: Path, path: Path) -> xr.Dataset:
     try:
-        with xr.open_zarr(store, consolidated=None) as ds:
+        # chunks=None: read into numpy directly, no dask graph for a few small arrays.
+        with xr.open_zarr(store, consolidated=None, chunks=None) as ds:
             return ds.load()
     except Exception as exc:  # zarr/xarray raise many types
         raise ArtifactError(

@@ -57,11 +57,21 @@ def explain(path: Path, err: ValidationError, fields: Iterable[str]) -> str:
     return f"{path}: field '{field}' {reason}{extra}."
 
 
+# libyaml's parser where PyYAML was built with it: the same safe subset, ten times faster
+# (every process that loads the code location parses the registry).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """``yaml.safe_load`` of ``text``, with libyaml's parser where there is one."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
+
+
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The YAML mapping in ``path``; ``RegistryError`` naming the file (unreadable,
     malformed at line/column, or not a mapping of fields)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read the file ({exc.strerror}).") from exc
     except yaml.YAMLError as exc:

@@ -30,6 +30,7 @@ from model_registry.registry import (
     RegistryError,
     load_registry,
     load_registry_report,
+    load_yaml,
 )
 from model_registry.spec import ModelSpec, format_duration
 from weather_assets.settings import load_settings
@@ -229,7 +230,7 @@ def _training_args(path: Path) -> dict[str, Any]:
     import zipfile
 
     with zipfile.ZipFile(path) as zf:
-        return yaml.safe_load(zf.read(CLI_ARGS)) or {}
+        return load_yaml(zf.read(CLI_ARGS)) or {}
 
 
 def _echo_registered(name: str, version: str, sha: str, aliases: list[str]) -> None:
@@ -285,7 +286,7 @@ def artifact_build(
     config_path = source / MODEL_CONFIG
     if not config_path.is_file():
         _fail(f"{config_path} not found")
-    config: dict[str, Any] = yaml.safe_load(config_path.read_text()) or {}
+    config: dict[str, Any] = load_yaml(config_path.read_text()) or {}
     missing = [k for k in ("name", "architecture", "input_features", "timestep") if k not in config]
     if missing:
         _fail(f"{config_path}: missing field(s) {', '.join(missing)}")
@@ -304,7 +305,7 @@ def artifact_build(
             _fail(f"{source / WEIGHTS} is not a loadable state_dict ({exc})")
     cli_args = {}
     if (source / CLI_ARGS).is_file():
-        cli_args = yaml.safe_load((source / CLI_ARGS).read_text()) or {}
+        cli_args = load_yaml((source / CLI_ARGS).read_text()) or {}
     with xr.open_zarr(stats_path) as ds:
         stats = ds.load()
     grid = GridSummary.model_validate(config["grid"]) if config.get("grid") else None
