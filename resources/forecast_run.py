@@ -5,7 +5,9 @@ the input before any compute (grid, NaN), opens the output with the whole foreca
 then writes each lead time as soon as the rollout yields it, so memory holds a bounded
 number of steps. On the CPU the lead times are written in the rollout's thread (the model's
 threads have the cores to themselves between writes); on a GPU a pool of writer threads
-encodes and writes lead k while the device computes lead k + 1. The output is closed (marked
+encodes and writes lead k while the device computes lead k + 1, and each lead reaches the
+host through page-locked buffers on a side stream, its copy overlapped with the next step
+(``rollout(host_ring=...)``). The output is closed (marked
 complete) only when every lead time is written; a failure leaves it incomplete for the
 caller's staging to discard, or to keep for a resume.
 
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from resources.forecast_writer import ZarrForecastOutput
+from resources.forecast_writer import MAX_PENDING_LEADS, ZarrForecastOutput
 from weather_assets.forecast.dataset import ForecastLayout
 from weather_assets.forecast.normalize import FEATURE_DIM
 from weather_assets.forecast.rollout import (
@@ -107,11 +109,12 @@ def run_forecast(
     )
     dev = select_device(device)
     summary = ForecastSummary(steps=0, members=members, device=str(dev))
+    threads = writer_threads(dev)
     output = ZarrForecastOutput(
         stores,
         storage_options=storage_options,
         run_key=_run_key(model, stats, features, members, perturbation, seed, forcings),
-        writer_threads=writer_threads(dev),
+        writer_threads=threads,
     )
     t0 = time.perf_counter()
     output.open(layout)  # fails here, before any compute, on a bad store
@@ -135,6 +138,9 @@ def run_forecast(
             latitude=latitude,
             longitude=longitude,
             first_step=done,
+            # With writer threads the output holds a state while it draws MAX_PENDING_LEADS
+            # more: the device's copies go to that many + 1 reused pinned buffers.
+            host_ring=MAX_PENDING_LEADS + 1 if threads else 0,
         ):
             summary.step_seconds.append(step.seconds)
             t0 = time.perf_counter()

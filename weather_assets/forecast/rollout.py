@@ -31,6 +31,7 @@ import time as _time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -165,36 +166,122 @@ def _steps(
     stats: tuple[torch.Tensor, ...],
     steps: range,
     forcings_at: Any,
+    host_ring: int = 0,
 ) -> Iterator[tuple[int, np.ndarray, float]]:
     """The autoregressive loop: ``(step, physical state on the host, seconds)`` per step.
 
     ``s`` and ``x`` are the standardized and physical state to step from, (batch, F, H, W)
     on the model's device; ``forcings_at(step)`` gives that step's forcing channels,
-    (batch, C, H, W), or None.
+    (batch, C, H, W), or None. ``seconds`` is the wall time the loop spent on that state.
+
+    Each state is the caller's own array, unless ``host_ring`` >= 2 on a CUDA device (see
+    :func:`_steps_overlapped`): then states are views into that many reused page-locked
+    buffers, each valid until the caller asks for the ``host_ring``-th state after it.
     """
+    if host_ring >= 2 and x.device.type == "cuda":
+        yield from _steps_overlapped(model, s, x, stats, steps, forcings_at, host_ring)
+        return
     import torch
 
-    mean, std, dmean, dstd = stats
+    on_host = x.device.type == "cpu"
     for step in steps:
         t0 = _time.perf_counter()
         # Inference mode is entered per step and never held across a ``yield``: grad mode is
         # thread-local, so a generator suspended (or abandoned) inside it would leak
         # inference mode into the consumer's code, e.g. a later training run in the process.
         with torch.inference_mode():
-            f = forcings_at(step)
-            tendency = model(s if f is None else torch.cat([s, f], dim=1))
-            if tendency.shape != s.shape:
-                raise ValueError(
-                    f"model output {tuple(tendency.shape)} does not match state {tuple(s.shape)}"
-                )
-            # In place, in the same order as ``x + dmean + dstd * tendency`` and
-            # ``(x - mean) / std`` (the same bits): no state-sized temporaries beyond
-            # ``dstd * tendency``, so a CPU rollout holds a few states, not a dozen.
-            x.add_(dmean).add_(dstd * tendency)
-            del tendency
-            s = torch.sub(x, mean, out=s).div_(std)
-            state = x.detach().to("cpu", torch.float32).numpy().copy()  # syncs the device
+            _advance(model, s, x, stats, forcings_at(step))
+            state = x.detach().to("cpu", torch.float32).numpy()  # syncs the device
+            if on_host:
+                state = state.copy()  # x itself: stepped in place by the next step
         yield step, state, _time.perf_counter() - t0
+
+
+def _advance(
+    model: torch.nn.Module,
+    s: torch.Tensor,
+    x: torch.Tensor,
+    stats: tuple[torch.Tensor, ...],
+    f: torch.Tensor | None,
+    before_update: Any = None,
+) -> None:
+    """One step, in place: ``x`` (physical) and ``s`` (standardized) become the next state.
+
+    ``before_update()``, if given, runs between the model call (which reads ``s`` only) and
+    the in-place update of ``x``.
+    """
+    import torch
+
+    mean, std, dmean, dstd = stats
+    tendency = model(s if f is None else torch.cat([s, f], dim=1))
+    if tendency.shape != s.shape:
+        raise ValueError(
+            f"model output {tuple(tendency.shape)} does not match state {tuple(s.shape)}"
+        )
+    if before_update is not None:
+        before_update()
+    # In place, in the same order as ``x + dmean + dstd * tendency`` and ``(x - mean) / std``
+    # (the same bits): no state-sized temporaries beyond ``dstd * tendency``, so a CPU
+    # rollout holds a few states, not a dozen.
+    x.add_(dmean).add_(dstd * tendency)
+    del tendency
+    torch.sub(x, mean, out=s).div_(std)
+
+
+def _steps_overlapped(
+    model: torch.nn.Module,
+    s: torch.Tensor,
+    x: torch.Tensor,
+    stats: tuple[torch.Tensor, ...],
+    steps: range,
+    forcings_at: Any,
+    ring: int,
+) -> Iterator[tuple[int, np.ndarray, float]]:
+    """``_steps`` on a CUDA device, each state's copy to the host overlapped with compute.
+
+    Step k is queued on the device before state k - 1 is handed out, so the device computes
+    while the caller writes. State k is copied into page-locked buffer ``k % ring`` on a side
+    stream once the caller asks for the next state (the buffer's previous state, k - ring,
+    is then no longer the caller's); the copy waits for step k on the compute stream, and
+    step k + 1's model call (which reads ``s`` only) runs beside it: only its in-place
+    update of ``x`` waits for the copy. So the device never waits for the host, and the host
+    never copies from pageable memory. A state handed out is valid until the caller asks
+    for the ``ring``-th state after it (the forecast writer holds one state while it draws
+    the next: ``ring = MAX_PENDING_LEADS + 1``).
+    """
+    import torch
+
+    compute = torch.cuda.current_stream(x.device)
+    copier = torch.cuda.Stream(x.device)
+    x.record_stream(copier)  # read there: the allocator keeps it until the copies are done
+    with torch.inference_mode():
+        buffers = [torch.empty(x.shape, dtype=torch.float32, pin_memory=True) for _ in range(ring)]
+    copied: torch.cuda.Event | None = None  # the last copy has read x
+    ready: tuple[int, np.ndarray] | None = None  # copied or being copied, not handed out
+    resumed = _time.perf_counter()
+    for i, step in enumerate(steps):
+        with torch.inference_mode():
+            _advance(
+                model, s, x, stats, forcings_at(step),
+                before_update=None if copied is None else partial(compute.wait_event, copied),
+            )  # fmt: skip
+            computed = compute.record_event()
+        if ready is not None:
+            assert copied is not None
+            copied.synchronize()
+            yield ready[0], ready[1], _time.perf_counter() - resumed
+            resumed = _time.perf_counter()
+        # The caller asked for the next state: buffer i % ring (state i - ring) is free.
+        with torch.inference_mode(), torch.cuda.stream(copier):
+            copier.wait_event(computed)
+            host = buffers[i % ring]
+            host.copy_(x, non_blocking=True)
+            copied = copier.record_event()
+            ready = (step, host.numpy())
+    if ready is not None:
+        assert copied is not None
+        copied.synchronize()
+        yield ready[0], ready[1], _time.perf_counter() - resumed
 
 
 def _prepare(
@@ -235,6 +322,7 @@ def rollout(
     latitude: Sequence[float] | None = None,
     longitude: Sequence[float] | None = None,
     first_step: int = 0,
+    host_ring: int = 0,
 ) -> Iterator[RolloutStep]:
     """Yield the physical state at each lead time ``timestep * (1..steps)``.
 
@@ -249,6 +337,12 @@ def rollout(
     (float32, bit for bit), and is standardized exactly as the uninterrupted rollout did, so
     the resumed steps are the uninterrupted ones. Members are perturbed only at step 0 (no
     random numbers after it), so an ensemble resumes identically too.
+
+    Each step's ``state`` is the caller's own array. ``host_ring`` >= 2 on a CUDA device
+    copies the states to the host on a side stream, overlapped with the next step, into
+    that many reused page-locked buffers: a state is then valid only until the caller asks
+    for the ``host_ring``-th step after it (for a consumer that has written each state by
+    then, like the forecast writer).
     """
     import torch  # here, not at import: loading the code location must not import torch
 
@@ -284,7 +378,7 @@ def rollout(
         return f.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
 
     for step, state, seconds in _steps(
-        model, s, x, stat, range(first_step + 1, steps + 1), forcings_at
+        model, s, x, stat, range(first_step + 1, steps + 1), forcings_at, host_ring
     ):
         yield RolloutStep(step, timestep * step, state, seconds)
 

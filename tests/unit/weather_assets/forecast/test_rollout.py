@@ -292,6 +292,26 @@ def test_cuda_matches_cpu(setup):
     np.testing.assert_allclose(gpu[-1].state, cpu[-1].state, rtol=1e-3, atol=1e-2)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("ring", [2, 3])
+def test_cuda_states_through_pinned_buffers_are_the_plain_copies(setup, ring):
+    """The overlapped copies (side stream, reused page-locked buffers) hand out the very
+    bits of the plain copies, and a state stays intact while the caller draws the next
+    ``ring - 1`` states (what the forecast writer relies on)."""
+    f, stats = setup["features"], setup["stats"]
+    s0 = standardize(setup["states"].isel(time=[0]), stats).values
+    kw = {"features": f, "timestep": SIX, "device": "cuda", "members": 3, "seed": 5}
+    plain = [st.state for st in rollout(s0, tiny_fno(len(f)), stats, 7, **kw)]
+    held: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for st in rollout(s0, tiny_fno(len(f)), stats, 7, host_ring=ring, **kw):
+        assert not st.state.flags.owndata  # a view into a reused buffer
+        for k, view, copy in held[-(ring - 1) :]:  # still intact after ring - 1 more draws
+            np.testing.assert_array_equal(view, copy, err_msg=f"state {k} overwritten")
+        held.append((st.step, st.state, st.state.copy()))
+        np.testing.assert_array_equal(st.state, plain[st.step - 1])
+    assert [k for k, _, _ in held] == list(range(1, 8))
+
+
 def test_model_failure_mid_rollout_propagates(setup, tmp_path):
     f = setup["features"]
 
