@@ -138,9 +138,9 @@ def run_forecast(
             latitude=latitude,
             longitude=longitude,
             first_step=done,
-            # With writer threads the output holds a state while it draws MAX_PENDING_LEADS
-            # more: the device's copies go to that many + 1 reused pinned buffers.
-            host_ring=MAX_PENDING_LEADS + 1 if threads else 0,
+            # The output has written each state before it draws the next (no writer
+            # threads), or MAX_PENDING_LEADS later: the rollout spares its copies.
+            host_ring=MAX_PENDING_LEADS + 1 if threads else 1,
         ):
             summary.step_seconds.append(step.seconds)
             t0 = time.perf_counter()

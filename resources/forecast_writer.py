@@ -359,8 +359,13 @@ class ZarrForecastOutput(ForecastOutput):
         for c in chunks:
             for m in members:
                 values = _variable_values(state[0 if m is None else m], c.index)
-                items.append((c.key(k, m), c.encode(values)))
-        out.put(items)
+                item = (c.key(k, m), c.encode(values))
+                if out.local:  # written at once: one encoded chunk in memory per writer
+                    out.put([item])
+                else:  # object stores: uploaded together, concurrently
+                    items.append(item)
+        if items:
+            out.put(items)
 
     def _drain_one(self) -> None:
         k, futures = self._pending.popleft()

@@ -291,15 +291,17 @@ def write_dataset(
     written) where it cannot: a variable not in memory, without chunks in ``encoding``, or
     one whose values xarray's CF encoding would change (see ``_VALUE_CODERS``).
 
-    Each chunk is encoded in this thread (blosc uses its own threads in the main thread)
-    and written as soon as it is encoded, so at most one encoded chunk is held at a time.
+    Each chunk is encoded in this thread (blosc uses its own threads in the main thread).
+    On local disk it is written as soon as it is encoded, so at most one encoded chunk is
+    held at a time; on object stores a variable's chunks are uploaded together.
     """
     import dask.array
 
     encoding = encoding or {}
     direct: dict[str, tuple[xr.DataArray, tuple[int, ...]]] = {}
     for name, var in ds.data_vars.items():
-        enc = {**var.encoding, **encoding.get(str(name), {})}
+        # As xarray: a variable's entry in ``encoding`` replaces its own encoding.
+        enc = encoding.get(str(name), var.encoding)
         if not _writes_values_as_they_are(var, enc):
             return False
         direct[str(name)] = (var, tuple(int(c) for c in enc["chunks"]))
@@ -317,24 +319,35 @@ def write_dataset(
         if codec.dtype != var.dtype or codec.chunks != chunks:
             raise AssertionError(f"{name}: laid out as {codec.dtype} {codec.chunks}")
         values = np.asarray(var.values)
+        batch: list[tuple[str, bytes | memoryview | None]] = []
         for coords, where in codec.grid():
-            files.put([(codec.key(coords), codec.encode(values[where]))])
+            data = codec.encode(values[where])
+            if data is None:
+                continue  # all fill value: zarr writes nothing (the store is freshly laid out)
+            if files.local:  # written at once: one encoded chunk in memory at a time
+                files.put([(codec.key(coords), data)])
+            else:  # object stores: a variable's chunks uploaded together, concurrently
+                batch.append((codec.key(coords), data))
+        if batch:
+            files.put(batch)
     files.consolidate()
     return True
 
 
 def _writes_values_as_they_are(var: xr.Variable | xr.DataArray, enc: dict) -> bool:
-    """Whether xarray writes ``var``'s values unchanged: in memory, explicit chunks,
-    floating point, no CF value coder, no dtype change, and no fill value other than NaN."""
+    """Whether xarray writes ``var``'s values unchanged and as ``write_dataset`` does: in
+    memory, floating point, explicit chunks (a tuple), no CF value coder, no dtype change,
+    a NaN fill value (the default), and zarr's default of leaving empty chunks out."""
     if not getattr(var.variable, "_in_memory", False) or var.dtype.kind != "f":
         return False
-    if "chunks" not in enc or len(enc["chunks"]) != var.ndim or var.ndim == 0:
+    chunks = enc.get("chunks")
+    if not isinstance(chunks, tuple | list) or len(chunks) != var.ndim or var.ndim == 0:
         return False
-    if any(k in enc or k in var.attrs for k in _VALUE_CODERS):
+    if any(k in enc or k in var.attrs for k in _VALUE_CODERS) or "write_empty_chunks" in enc:
         return False
     if "dtype" in enc and np.dtype(enc["dtype"]) != var.dtype:
         return False
+    if "_FillValue" not in enc and "_FillValue" not in var.attrs:
+        return True  # xarray's default for floats: NaN
     fill = enc.get("_FillValue", var.attrs.get("_FillValue"))
-    if fill is None:
-        return True
-    return var.dtype.kind == "f" and bool(np.isnan(fill))
+    return fill is not None and bool(np.isnan(fill))

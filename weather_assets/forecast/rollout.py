@@ -174,16 +174,20 @@ def _steps(
     on the model's device; ``forcings_at(step)`` gives that step's forcing channels,
     (batch, C, H, W), or None. ``seconds`` is the wall time the loop spent on that state.
 
-    Each state is the caller's own array, unless ``host_ring`` >= 2 on a CUDA device (see
-    :func:`_steps_overlapped`): then states are views into that many reused page-locked
-    buffers, each valid until the caller asks for the ``host_ring``-th state after it.
+    ``host_ring`` = 0: each state is the caller's own array. ``host_ring`` = R >= 1: a state
+    is valid until the caller asks for the R-th state after it, which spares copies: on the
+    CPU with R = 1 the state is a view of ``x`` itself (stepped in place by the next step);
+    on a CUDA device with R >= 2 states are views into R reused page-locked buffers, their
+    copies overlapped with compute (:func:`_steps_overlapped`).
     """
     if host_ring >= 2 and x.device.type == "cuda":
         yield from _steps_overlapped(model, s, x, stats, steps, forcings_at, host_ring)
         return
     import torch
 
-    on_host = x.device.type == "cpu"
+    # On the CPU ``x`` itself is the host state: a copy unless the caller is done with it
+    # before the next step.
+    copy_on_host = x.device.type == "cpu" and host_ring != 1
     for step in steps:
         t0 = _time.perf_counter()
         # Inference mode is entered per step and never held across a ``yield``: grad mode is
@@ -192,8 +196,8 @@ def _steps(
         with torch.inference_mode():
             _advance(model, s, x, stats, forcings_at(step))
             state = x.detach().to("cpu", torch.float32).numpy()  # syncs the device
-            if on_host:
-                state = state.copy()  # x itself: stepped in place by the next step
+            if copy_on_host:
+                state = state.copy()
         yield step, state, _time.perf_counter() - t0
 
 
@@ -260,12 +264,19 @@ def _steps_overlapped(
     ready: tuple[int, np.ndarray] | None = None  # copied or being copied, not handed out
     resumed = _time.perf_counter()
     for i, step in enumerate(steps):
-        with torch.inference_mode():
-            _advance(
-                model, s, x, stats, forcings_at(step),
-                before_update=None if copied is None else partial(compute.wait_event, copied),
-            )  # fmt: skip
-            computed = compute.record_event()
+        try:
+            with torch.inference_mode():
+                _advance(
+                    model, s, x, stats, forcings_at(step),
+                    before_update=None if copied is None else partial(compute.wait_event, copied),
+                )  # fmt: skip
+                computed = compute.record_event()
+        except Exception:
+            if ready is not None:  # the state before the failed step is still handed out
+                assert copied is not None
+                copied.synchronize()
+                yield ready[0], ready[1], _time.perf_counter() - resumed
+            raise
         if ready is not None:
             assert copied is not None
             copied.synchronize()
@@ -338,11 +349,11 @@ def rollout(
     the resumed steps are the uninterrupted ones. Members are perturbed only at step 0 (no
     random numbers after it), so an ensemble resumes identically too.
 
-    Each step's ``state`` is the caller's own array. ``host_ring`` >= 2 on a CUDA device
-    copies the states to the host on a side stream, overlapped with the next step, into
-    that many reused page-locked buffers: a state is then valid only until the caller asks
-    for the ``host_ring``-th step after it (for a consumer that has written each state by
-    then, like the forecast writer).
+    Each step's ``state`` is the caller's own array, unless ``host_ring`` = R >= 1: a state
+    is then valid only until the caller asks for the R-th step after it (for a consumer that
+    has written each state by then, like the forecast writer), which spares copies: on the
+    CPU with R = 1 no copy at all; on a CUDA device with R >= 2 the states reach the host
+    on a side stream, overlapped with the next step, in R reused page-locked buffers.
     """
     import torch  # here, not at import: loading the code location must not import torch
 

@@ -102,10 +102,20 @@ def test_a_compressor_given_in_the_encoding_is_the_one_used(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        (lambda ds, enc: ds["temperature"].encoding.update(scale_factor=0.1), "scale factor"),
+        (lambda ds, enc: enc["temperature"].update(scale_factor=0.1), "scale factor"),
         (lambda ds, enc: enc["temperature"].update(dtype="float64"), "dtype change"),
         (lambda ds, enc: enc["temperature"].update(_FillValue=-9999.0), "fill value"),
         (lambda ds, enc: enc.pop("mean_sea_level_pressure"), "no chunks"),
+        (lambda ds, enc: enc["temperature"].update(chunks=5), "chunks as an int"),
+        (lambda ds, enc: enc["temperature"].update(_FillValue=None), "no fill value"),
+        (lambda ds, enc: enc["temperature"].update(write_empty_chunks=True), "empty chunks"),
+        (  # xarray replaces the variable's own encoding (and its chunks) with the entry
+            lambda ds, enc: (
+                ds["temperature"].encoding.update(chunks=(1, 3, 5, 7)),
+                enc.__setitem__("temperature", {"compressors": None}),
+            ),
+            "an entry without chunks",
+        ),
         (lambda ds, enc: ds.__setitem__("flag", ds["temperature"] > 280), "booleans"),
         (lambda ds, enc: ds.__setitem__("temperature", ds["temperature"].chunk()), "dask"),
     ],

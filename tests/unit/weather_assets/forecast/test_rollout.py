@@ -292,6 +292,21 @@ def test_cuda_matches_cpu(setup):
     np.testing.assert_allclose(gpu[-1].state, cpu[-1].state, rtol=1e-3, atol=1e-2)
 
 
+def test_a_caller_done_with_each_state_gets_views_without_copies(setup):
+    """``host_ring=1`` on the CPU: each state is the rollout's own tensor (no copy), with
+    the bits of the copied states, as long as it is used before the next is drawn."""
+    f, stats = setup["features"], setup["stats"]
+    s0 = standardize(setup["states"].isel(time=[0]), stats).values
+    kw = {"features": f, "timestep": SIX, "members": 2, "seed": 3}
+    plain = [st.state for st in rollout(s0, tiny_fno(len(f)), stats, 5, **kw)]
+    seen = []
+    for st in rollout(s0, tiny_fno(len(f)), stats, 5, host_ring=1, **kw):
+        assert not st.state.flags.owndata
+        np.testing.assert_array_equal(st.state, plain[st.step - 1])
+        seen.append(st.state)
+    assert all(np.shares_memory(seen[0], other) for other in seen[1:])  # one state, reused
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("ring", [2, 3])
 def test_cuda_states_through_pinned_buffers_are_the_plain_copies(setup, ring):
@@ -310,6 +325,32 @@ def test_cuda_states_through_pinned_buffers_are_the_plain_copies(setup, ring):
         held.append((st.step, st.state, st.state.copy()))
         np.testing.assert_array_equal(st.state, plain[st.step - 1])
     assert [k for k, _, _ in held] == list(range(1, 8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_overlapped_rollout_hands_out_the_last_good_state_before_a_failure(setup):
+    f, stats = setup["features"], setup["stats"]
+    s0 = standardize(setup["states"].isel(time=[0]), stats).values
+
+    class FailsThird(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.calls = tiny_fno(len(f)), 0  # a submodule: moved to the device
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("device lost")
+            return self.net(x)
+
+    kw = {"features": f, "timestep": SIX, "device": "cuda"}
+    plain = [st.state for st in rollout(s0, tiny_fno(len(f)), stats, 2, **kw)]
+    got = []
+    with pytest.raises(RuntimeError, match="device lost"):
+        for st in rollout(s0, FailsThird(), stats, 5, host_ring=2, **kw):
+            got.append(st.state.copy())
+    assert len(got) == 2  # steps 1 and 2 were computed: both handed out before the error
+    np.testing.assert_array_equal(got[1], plain[1])
 
 
 def test_model_failure_mid_rollout_propagates(setup, tmp_path):
