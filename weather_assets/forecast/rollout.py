@@ -424,6 +424,7 @@ def rollout_cycles(
     forcings: Sequence[str] = (),
     latitude: Sequence[float] | None = None,
     longitude: Sequence[float] | None = None,
+    host_ring: int = 0,
 ) -> Iterator[CyclesStep]:
     """``rollout`` of several cycles at once: one network call per step for all of them.
 
@@ -435,6 +436,8 @@ def rollout_cycles(
     12Z cycles must not share the sun). Ensemble members are drawn per cycle exactly as
     ``rollout`` draws them, so cycle ``c`` of the batch is cycle ``c`` rolled out alone, up
     to the float rounding of batched kernels (BLAS and FFT sum in another order).
+    ``host_ring`` is ``rollout``'s: R >= 1 spares copies for a caller done with each step's
+    states before it asks for the R-th step after it.
     """
     import torch  # here, not at import: loading the code location must not import torch
 
@@ -470,7 +473,9 @@ def rollout_cycles(
         )
         return torch.from_numpy(f).to(dev).repeat_interleave(members, dim=0)
 
-    for step, states, seconds in _steps(model, s, x, stat, range(1, steps + 1), forcings_at):
+    for step, states, seconds in _steps(
+        model, s, x, stat, range(1, steps + 1), forcings_at, host_ring
+    ):
         yield CyclesStep(
             step, timestep * step, states.reshape(cycles, members, *states.shape[1:]), seconds
         )
