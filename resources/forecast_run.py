@@ -7,9 +7,9 @@ number of steps. On the CPU the lead times are written in the rollout's thread (
 threads have the cores to themselves between writes); on a GPU a pool of writer threads
 encodes and writes lead k while the device computes lead k + 1, and each lead reaches the
 host through page-locked buffers on a side stream, its copy overlapped with the next step
-(``rollout(host_ring=...)``). The output is closed (marked
-complete) only when every lead time is written; a failure leaves it incomplete for the
-caller's staging to discard, or to keep for a resume.
+(``rollout(host_ring=...)``). The output is closed (marked complete) only when every lead
+time is written; a failure leaves it incomplete for the caller's staging to discard, or to
+keep for a resume.
 
 **Resume.** When the output's stores already hold an interrupted run of the same forecast
 (their progress journal matches this run's layout, attributes and ``_run_key``: model

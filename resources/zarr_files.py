@@ -343,6 +343,8 @@ def _writes_values_as_they_are(var: xr.Variable | xr.DataArray, enc: dict) -> bo
     chunks = enc.get("chunks")
     if not isinstance(chunks, tuple | list) or len(chunks) != var.ndim or var.ndim == 0:
         return False
+    if not all(isinstance(c, int | np.integer) and c > 0 for c in chunks):
+        return False
     if any(k in enc or k in var.attrs for k in _VALUE_CODERS) or "write_empty_chunks" in enc:
         return False
     if "dtype" in enc and np.dtype(enc["dtype"]) != var.dtype:

@@ -107,6 +107,7 @@ def test_a_compressor_given_in_the_encoding_is_the_one_used(tmp_path: Path) -> N
         (lambda ds, enc: enc["temperature"].update(_FillValue=-9999.0), "fill value"),
         (lambda ds, enc: enc.pop("mean_sea_level_pressure"), "no chunks"),
         (lambda ds, enc: enc["temperature"].update(chunks=5), "chunks as an int"),
+        (lambda ds, enc: enc["temperature"].update(chunks=(1, None, 5, 7)), "chunks of None"),
         (lambda ds, enc: enc["temperature"].update(_FillValue=None), "no fill value"),
         (lambda ds, enc: enc["temperature"].update(write_empty_chunks=True), "empty chunks"),
         (  # xarray replaces the variable's own encoding (and its chunks) with the entry
