@@ -294,10 +294,10 @@ def _promotion(instance: dg.DagsterInstance, graph, product: str, run, echo) -> 
         echo(f"\n{key.to_user_string()}: up to date (no new scores since)")
     else:
         run([key], None)
-    event = instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
+    latest = _latest_metadata(instance, key)
+    if latest is None:
         return
-    meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    meta = latest[1]
     echo(
         f"\npromotion/{product} as of {meta.get('as_of')}: champion {meta.get('champion')} "
         f"(decision {meta.get('decision')} at cycle {meta.get('decision_cycle', 'none')}: "
@@ -310,17 +310,28 @@ def _promotion(instance: dg.DagsterInstance, graph, product: str, run, echo) -> 
     echo(f"decisions: {meta.get('decisions_path')}")
 
 
+def _latest_metadata(
+    instance: dg.DagsterInstance, key: dg.AssetKey
+) -> tuple[str | None, dict] | None:
+    """(partition, metadata values) of the asset's latest materialization, or None."""
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    materialization = event.asset_materialization
+    return materialization.partition, {k: v.value for k, v in materialization.metadata.items()}
+
+
 def _published(instance: dg.DagsterInstance, product: str, done, echo) -> None:
     """Where the latest published cycle of a product is, and which model made it."""
     key = product_key(product)
     n = len(done.get(key.to_user_string(), []))
-    event = instance.get_latest_materialization_event(key)
     echo(f"{key.to_user_string()}: {n} partition(s) published")
-    if event is None or event.asset_materialization is None:
+    latest = _latest_metadata(instance, key)
+    if latest is None:
         return
-    meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    partition, meta = latest
     echo(
-        f"  latest {event.asset_materialization.partition}: {meta.get('model')} @ "
+        f"  latest {partition}: {meta.get('model')} @ "
         f"{meta.get('artifact_version')} ({meta.get('published_as')})\n"
         f"  GRIB2: {meta.get('grib2_path')}\n  zarr:  {meta.get('zarr_path')}"
     )

@@ -52,9 +52,19 @@ def _from_cycle(settings, text: str | None) -> datetime:
     return partition_key_to_time(settings_partitions(settings).get_last_partition_key())
 
 
-def _append(storage, product: str, pin) -> None:
+def _record(storage, product: str, kind: str, start: datetime, model: str | None, reason: str):
+    """Append a pin log entry by this user, now."""
     from weather_assets.products.assets import record_pin
+    from weather_assets.products.promotion import Pin
 
+    pin = Pin(
+        kind,
+        start,
+        model,
+        reason=reason,
+        by=getpass.getuser(),
+        recorded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     record_pin(storage, product, pin)
 
 
@@ -69,7 +79,6 @@ def pin(
 ) -> None:
     """Pin the product's champion: no promotion or degradation rollback until unpinned."""
     from weather_assets.partitions import time_to_partition_key
-    from weather_assets.products.promotion import Pin
 
     settings, spec, storage = _context(product)
     if model not in spec.models:
@@ -79,18 +88,7 @@ def pin(
         )
         raise typer.Exit(1)
     start = _from_cycle(settings, from_cycle)
-    _append(
-        storage,
-        product,
-        Pin(
-            "pin",
-            start,
-            model,
-            reason=reason,
-            by=getpass.getuser(),
-            recorded_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        ),
-    )
+    _record(storage, product, "pin", start, model, reason)
     typer.echo(
         f"{product}: pinned to {model} from {time_to_partition_key(start)} on; materialize "
         f"product/{product} for those cycles (and promotion/{product}) to republish"
@@ -107,22 +105,10 @@ def unpin(
 ) -> None:
     """Remove the pin: automatic promotion and rollback resume from that cycle on."""
     from weather_assets.partitions import time_to_partition_key
-    from weather_assets.products.promotion import Pin
 
     settings, _, storage = _context(product)
     start = _from_cycle(settings, from_cycle)
-    _append(
-        storage,
-        product,
-        Pin(
-            "unpin",
-            start,
-            None,
-            reason=reason,
-            by=getpass.getuser(),
-            recorded_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        ),
-    )
+    _record(storage, product, "unpin", start, None, reason)
     typer.echo(f"{product}: unpinned from {time_to_partition_key(start)} on")
 
 
